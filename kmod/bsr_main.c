@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * bsr: Block Sync & Replication -- module entry points.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/module.h>
+#include <net/genetlink.h>
+#include "bsr_int.h"
+
+static int __init bsr_init(void)
+{
+	int err;
+
+	err = bsr_nl_init();
+	if (err)
+		return err;
+	pr_info("version %s (abi %d) loaded\n", BSR_VERSION, BSR_ABI_VERSION);
+	return 0;
+}
+
+static void __exit bsr_exit(void)
+{
+	bsr_nl_exit();
+	pr_info("unloaded\n");
+}
+
+module_init(bsr_init);
+module_exit(bsr_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("bsr: Block Sync & Replication");
+MODULE_VERSION(BSR_VERSION);
+MODULE_ALIAS_GENL_FAMILY(BSR_GENL_NAME);

@@ -189,6 +189,12 @@ class Field:
     maxlen: int = 0  # str/bin: bytes including NUL for str
     unit: str = ""  # for config values: sectors, KiB/s, ds, s, bytes, count
     doc: str = ""
+    keyword: str = ""  # config/CLI spelling when it is not name with dashes
+
+    @property
+    def key(self) -> str:
+        """How admins spell the option in bsr.conf and on the command line."""
+        return self.keyword or self.name.replace("_", "-")
 
     @property
     def nla_type(self) -> str:
@@ -286,7 +292,7 @@ DISK_CONF = _s(
     F("backing_dev", "str", flags=REQUIRED | INVARIANT, maxlen=PATH_LEN),
     F("meta_dev", "str", flags=REQUIRED | INVARIANT, maxlen=PATH_LEN),
     F("meta_dev_idx", "s32", default=MD_INDEX_INTERNAL, min=-2, max=255, flags=INVARIANT),
-    F("disk_size", "u64", default=0, min=0, max=1 << 40, unit="sectors",
+    F("disk_size", "u64", default=0, min=0, max=1 << 40, unit="sectors", keyword="size",
       doc="0 = use the whole backing device"),
     F("on_io_error", "enum:OnIoError", default=OnIoError.passthrough),
     F("al_extents", "u32", default=6001, min=67, max=65534, unit="count"),
@@ -306,28 +312,29 @@ NET_CONF = _s(
     "net_conf", "NET_CONF",
     F("shared_secret", "str", default="", maxlen=64, flags=SENSITIVE),
     F("cram_hmac_alg", "str", default="", maxlen=64),
-    F("integrity_alg", "str", default="", maxlen=64),
+    F("integrity_alg", "str", default="", maxlen=64, keyword="data-integrity-alg"),
     F("verify_alg", "str", default="", maxlen=64),
     F("csums_alg", "str", default="", maxlen=64),
-    F("wire_protocol", "enum:WireProtocol", default=WireProtocol.C),
+    F("wire_protocol", "enum:WireProtocol", default=WireProtocol.C, keyword="protocol"),
     F("connect_int", "u32", default=10, min=1, max=120, unit="s"),
     F("timeout", "u32", default=60, min=1, max=600, unit="ds"),
     F("ping_int", "u32", default=10, min=1, max=120, unit="s"),
-    F("ping_timeo", "u32", default=5, min=1, max=300, unit="ds"),
+    F("ping_timeo", "u32", default=5, min=1, max=300, unit="ds", keyword="ping-timeout"),
     F("sndbuf_size", "u32", default=0, min=0, max=1 << 30, unit="bytes", doc="0 = auto"),
     F("rcvbuf_size", "u32", default=0, min=0, max=1 << 30, unit="bytes", doc="0 = auto"),
     F("ko_count", "u32", default=7, min=0, max=200, unit="count"),
     F("max_buffers", "u32", default=2048, min=32, max=131072, unit="count"),
     F("max_epoch_size", "u32", default=2048, min=1, max=20000, unit="count"),
-    F("after_sb_0p", "enum:AfterSB", default=AfterSB.disconnect),
-    F("after_sb_1p", "enum:AfterSB", default=AfterSB.disconnect),
-    F("after_sb_2p", "enum:AfterSB", default=AfterSB.disconnect),
+    F("after_sb_0p", "enum:AfterSB", default=AfterSB.disconnect, keyword="after-sb-0pri"),
+    F("after_sb_1p", "enum:AfterSB", default=AfterSB.disconnect, keyword="after-sb-1pri"),
+    F("after_sb_2p", "enum:AfterSB", default=AfterSB.disconnect, keyword="after-sb-2pri"),
     F("on_congestion", "enum:OnCongestion", default=OnCongestion.block),
     F("cong_fill", "u32", default=0, min=0, max=(10 << 30) >> 9, unit="sectors",
-      doc="congestion-fill; 0 disables"),
-    F("cong_extents", "u32", default=5400, min=67, max=65534, unit="count"),
+      keyword="congestion-fill", doc="0 disables"),
+    F("cong_extents", "u32", default=5400, min=67, max=65534, unit="count",
+      keyword="congestion-extents"),
     F("cong_highwater", "u32", default=20000, min=0, max=1000000, unit="count",
-      doc="in-flight requests; 0 disables"),
+      keyword="congestion-highwater", doc="in-flight requests; 0 disables"),
     F("tcp_cork", "flag", default=1),
     F("use_rle", "flag", default=1),
     F("discard_my_data", "flag", default=0),

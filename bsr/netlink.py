@@ -1,0 +1,324 @@
+"""Low-level client of the bsr generic-netlink family.
+
+The pyroute2 message classes are built at import time from :mod:`bsr.abi`,
+so the Python side can never drift from the kernel tables.  Every
+top-level attribute is a nested struct; inside, attribute numbers follow
+the field order of the struct, with a trailing PAD attribute for 64-bit
+alignment that is ignored on decode.
+
+Requests go through a pyroute2 ``GenericNetlinkSocket`` bound to the
+``bsr`` family.  Notifications are read from a second, plain netlink socket
+joined to the ``events`` multicast group, so that a reader can wait with a
+timeout and never mixes events with command replies.
+
+Example::
+
+    with BsrNetlink() as nl:
+        nl.request("NEW_RESOURCE", ctx={"res_name": "r0"}, res_opts={"node_id": 0})
+        for dev in nl.dump("GET_DEVICES"):
+            print(dev.minor, dev.structs["device_info"]["disk_state"])
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import select
+import socket
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from pyroute2.netlink import (
+    NETLINK_ADD_MEMBERSHIP,
+    NETLINK_GENERIC,
+    NLA_F_NESTED,
+    NLM_F_ACK,
+    NLM_F_DUMP,
+    NLM_F_REQUEST,
+    SOL_NETLINK,
+    genlmsg,
+    nla,
+)
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.generic import GenericNetlinkSocket
+from pyroute2.netlink.nlsocket import Marshal
+
+from bsr import abi
+
+NETLINK_EXT_ACK = 11
+Value = int | str | bytes
+
+_NLA_TYPES = {
+    "u8": "uint8",
+    "u32": "uint32",
+    "s32": "int32",
+    "u64": "uint64",
+    "str": "asciiz",
+    "bin": "cdata",
+}
+
+CMD_IDS: dict[str, int] = abi.command_ids()
+CMD_NAMES: dict[int, str] = {v: k for k, v in CMD_IDS.items()}
+
+
+class BsrError(Exception):
+    """A command failed: ``errno`` is positive, ``text`` the kernel's reason."""
+
+    def __init__(self, err: int, text: str = "") -> None:
+        self.errno = abs(err)
+        self.text = text or errno.errorcode.get(self.errno, "error")
+        super().__init__(f"({-self.errno}) {self.text}")
+
+
+class ModuleNotLoaded(BsrError):
+    def __init__(self) -> None:
+        super().__init__(errno.ENOENT, "bsr kernel module not loaded")
+
+
+@dataclass
+class Message:
+    """One decoded bsr message (reply, dump entry or notification)."""
+
+    cmd: str
+    minor: int = abi.MINOR_NONE
+    ret_code: int = 0
+    structs: dict[str, dict[str, Value]] = field(default_factory=dict)
+
+    def get(self, struct_name: str, field_name: str, default: Any = None) -> Any:
+        return self.structs.get(struct_name, {}).get(field_name, default)
+
+    @property
+    def info_text(self) -> str:
+        return str(self.get("reply", "info_text", ""))
+
+
+# ---------------------------------------------------------------- classes
+
+def _struct_class(s: abi.Struct) -> type[nla]:
+    nla_map: list[tuple[str, str]] = [("UNSPEC", "none")]
+    nla_map += [(f.name, _NLA_TYPES[f.nla_type]) for f in s.fields]
+    nla_map.append(("PAD", "none"))
+    return type(f"bsr_{s.name}", (nla,), {
+        "__slots__": (),
+        "nla_flags": NLA_F_NESTED,
+        "nla_map": tuple(nla_map),
+    })
+
+
+def _message_class() -> type[genlmsg]:
+    body: dict[str, Any] = {
+        "__slots__": (),
+        "fields": genlmsg.fields + (("minor", "I"), ("ret_code", "i")),
+    }
+    nla_map: list[tuple[str, str]] = [("UNSPEC", "none")]
+    for s in abi.STRUCTS:
+        body[f"s_{s.name}"] = _struct_class(s)
+        nla_map.append((s.name, f"s_{s.name}"))
+    body["nla_map"] = tuple(nla_map)
+    return type("bsr_msg", (genlmsg,), body)
+
+
+BsrMsg = _message_class()
+
+
+def _field_value(f: abi.Field, v: Value) -> Value:
+    t = f.nla_type
+    if t == "str":
+        if not isinstance(v, str):
+            raise TypeError(f"{f.name}: expected str")
+        return v
+    if t == "bin":
+        return bytes(v) if not isinstance(v, str) else bytes.fromhex(v)
+    if isinstance(v, bool):
+        return int(v)
+    if not isinstance(v, int):
+        raise TypeError(f"{f.name}: expected int")
+    return int(v)
+
+
+def build(cmd: str, minor: int = abi.MINOR_NONE, **structs: dict[str, Value]) -> genlmsg:
+    """Build an (unencoded) message; struct and field names are checked."""
+    msg = BsrMsg()
+    msg["cmd"] = CMD_IDS[cmd]
+    msg["version"] = abi.FAMILY_VERSION
+    msg["minor"] = minor
+    msg["ret_code"] = 0
+    attrs = []
+    for sname, fields in structs.items():
+        if fields is None:
+            continue
+        s = abi.struct_by_name(sname)
+        inner = [[fname, _field_value(s.field(fname), v)] for fname, v in fields.items()]
+        attrs.append([s.name, {"attrs": inner}])
+    msg["attrs"] = attrs
+    return msg
+
+
+def decode(msg: genlmsg) -> Message:
+    """Turn a parsed pyroute2 message into a :class:`Message`."""
+    out = Message(cmd=CMD_NAMES.get(msg["cmd"], str(msg["cmd"])),
+                  minor=msg["minor"], ret_code=msg["ret_code"])
+    for name, value in msg["attrs"]:
+        if name == "UNSPEC" or not hasattr(value, "get_attrs"):
+            continue
+        fields: dict[str, Value] = {}
+        for fname, fval in value["attrs"]:
+            if fname in ("UNSPEC", "PAD"):
+                continue
+            fields[fname] = fval
+        out.structs[name] = fields
+    return out
+
+
+def parse(data: bytes, family_id: int) -> list[genlmsg]:
+    marshal = Marshal()
+    marshal.msg_map = {family_id: BsrMsg}
+    return list(marshal.parse(data))
+
+
+# ---------------------------------------------------------------- addresses
+
+def encode_addr(s: str) -> bytes:
+    """``ipv4:1.2.3.4:7789`` / ``ipv6:[fd00::1]:7789`` -> sockaddr bytes."""
+    af, _, rest = s.partition(":")
+    host, sep, port_s = rest.rpartition(":")
+    if not sep:
+        raise ValueError(f"address without port: {s!r}")
+    port = int(port_s)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port out of range: {s!r}")
+    if af == "ipv4":
+        a4 = ipaddress.IPv4Address(host)
+        return struct.pack("=H", socket.AF_INET) + struct.pack("!H", port) \
+            + a4.packed + bytes(8)
+    if af == "ipv6":
+        if not (host.startswith("[") and host.endswith("]")):
+            raise ValueError(f"ipv6 address must be in brackets: {s!r}")
+        a6 = ipaddress.IPv6Address(host[1:-1])
+        return struct.pack("=H", socket.AF_INET6) + struct.pack("!HI", port, 0) \
+            + a6.packed + struct.pack("=I", 0)
+    raise ValueError(f"unknown address family in {s!r} (ipv4|ipv6)")
+
+
+def decode_addr(b: bytes) -> str:
+    if len(b) < 2:
+        raise ValueError("short sockaddr")
+    (af,) = struct.unpack_from("=H", b)
+    if af == socket.AF_INET and len(b) >= 8:
+        port = struct.unpack_from("!H", b, 2)[0]
+        return f"ipv4:{ipaddress.IPv4Address(b[4:8])}:{port}"
+    if af == socket.AF_INET6 and len(b) >= 24:
+        port = struct.unpack_from("!H", b, 2)[0]
+        return f"ipv6:[{ipaddress.IPv6Address(b[8:24])}]:{port}"
+    raise ValueError(f"unsupported sockaddr family {af}")
+
+
+# ---------------------------------------------------------------- client
+
+class BsrNetlink:
+    """A connection to bsr.ko; use as a context manager."""
+
+    def __init__(self) -> None:
+        self._sock = GenericNetlinkSocket(ext_ack=True)
+        try:
+            self._sock.bind(abi.FAMILY_NAME, BsrMsg)
+        except NetlinkError as e:
+            self._sock.close()
+            if e.code in (errno.ENOENT, errno.EOPNOTSUPP):
+                raise ModuleNotLoaded() from None
+            raise
+        self.family_id: int = self._sock.prid
+        self.mcast_groups: dict[str, int] = dict(self._sock.mcast_groups)
+        self._ev: socket.socket | None = None
+        self._pending: list[Message] = []
+
+    def __enter__(self) -> "BsrNetlink":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._ev is not None:
+            self._ev.close()
+            self._ev = None
+        self._sock.close()
+
+    def _run(self, msg: genlmsg, flags: int) -> list[Message]:
+        try:
+            raw = list(self._sock.nlm_request(msg, msg_type=self.family_id,
+                                              msg_flags=flags))
+        except NetlinkError as e:
+            raise BsrError(e.code, _netlink_text(e)) from None
+        return [decode(m) for m in raw if m.get("header", {}).get("type") == self.family_id]
+
+    def version(self) -> Message:
+        return self.request("GET_VERSION")
+
+    def request(self, cmd: str, *, minor: int = abi.MINOR_NONE,
+                **structs: dict[str, Value]) -> Message:
+        """Run one command; raises :class:`BsrError` unless it succeeded."""
+        replies = self._run(build(cmd, minor, **structs), NLM_F_REQUEST | NLM_F_ACK)
+        if not replies:
+            return Message(cmd=cmd, minor=minor)
+        reply = replies[0]
+        if reply.ret_code:
+            raise BsrError(reply.ret_code, reply.info_text)
+        return reply
+
+    def dump(self, cmd: str, *, minor: int = abi.MINOR_NONE,
+             **structs: dict[str, Value]) -> list[Message]:
+        return self._run(build(cmd, minor, **structs), NLM_F_REQUEST | NLM_F_DUMP)
+
+    def send_raw(self, data: bytes) -> list[genlmsg]:
+        """Send pre-encoded bytes (fuzzing/testing) and return what came back."""
+        s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
+        try:
+            s.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
+            s.bind((0, 0))
+            s.settimeout(5)
+            s.send(data)
+            return parse(s.recv(1 << 16), self.family_id)
+        finally:
+            s.close()
+
+    def subscribe(self) -> None:
+        """Join the ``events`` multicast group (on a dedicated socket)."""
+        if self._ev is not None:
+            return
+        s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        s.bind((0, 0))
+        s.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP,
+                     self.mcast_groups[abi.MCAST_GROUP_EVENTS])
+        self._ev = s
+
+    def events(self, timeout: float | None = None) -> Iterator[Message]:
+        """Yield notifications; stops after ``timeout`` seconds of silence."""
+        if self._ev is None:
+            self.subscribe()
+        assert self._ev is not None
+        while True:
+            while self._pending:
+                yield self._pending.pop(0)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self._ev], [], [], wait)
+            if not ready:
+                return
+            try:
+                data = self._ev.recv(1 << 18)
+            except OSError as e:
+                if e.errno == errno.ENOBUFS:
+                    raise BsrError(errno.ENOBUFS, "event queue overrun: events were lost")
+                raise
+            for m in parse(data, self.family_id):
+                if m["header"]["type"] == self.family_id:
+                    self._pending.append(decode(m))
+
+
+def _netlink_text(e: NetlinkError) -> str:
+    msg = e.args[1] if len(e.args) > 1 and e.args[1] else ""
+    return str(msg) or errno.errorcode.get(e.code, "error")

@@ -1,0 +1,59 @@
+"""The harness's own guarantees for a single guest."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from harness import CommandFailed, CommandTimeout, Guest
+
+pytestmark = pytest.mark.vm
+
+
+def test_run_returns_rc_stdout_stderr(guest: Guest) -> None:
+    r = guest.run("echo out; echo err >&2; exit 3")
+    assert (r.rc, r.stdout, r.stderr) == (3, "out\n", "err\n")
+
+
+def test_check_raises_with_output_on_nonzero_exit(guest: Guest) -> None:
+    with pytest.raises(CommandFailed, match=r"rc=1.*\n(.*\n)*boom"):
+        guest.check("echo boom; false")
+
+
+def test_command_over_its_bound_is_killed_in_the_guest(guest: Guest) -> None:
+    start = time.monotonic()
+    with pytest.raises(CommandTimeout):
+        guest.run("echo started; sleep 300", timeout=2)
+    assert time.monotonic() - start < 20
+    # the killed process group is gone
+    assert guest.run("pgrep -x sleep", timeout=10).rc == 1
+
+
+def test_background_command_runs_alongside_foreground(guest: Guest) -> None:
+    bg = guest.run_async("sleep 3; echo bg-done", timeout=30)
+    fg = guest.check("echo fg-done", timeout=10)
+    assert fg.stdout == "fg-done\n"
+    assert not bg.done()
+    assert bg.wait().stdout == "bg-done\n"
+
+
+def test_project_venv_is_on_path_in_the_guest(guest: Guest) -> None:
+    r = guest.check("command -v python; python -c 'import bsr.abi, pyroute2; print(\"ok\")'", timeout=120)
+    assert r.stdout.splitlines() == [str(guest.env.venv_bin / "python"), "ok"]
+
+
+def test_bsr_module_loads_and_is_unloaded_between_tests(guest: Guest, bsr_ko) -> None:
+    assert not guest.module_loaded("bsr")
+    guest.insmod(bsr_ko)
+    assert guest.check("cat /sys/module/bsr/version").stdout.strip() == "0.1.0"
+
+
+def test_next_test_starts_with_module_unloaded(guest: Guest) -> None:
+    assert not guest.module_loaded("bsr")
+
+
+def test_disk_is_attached_as_virtio_block_device(guest: Guest) -> None:
+    (disk,) = guest.spec.disks
+    assert disk.device.startswith("/dev/vd")
+    size = int(guest.check(f"blockdev --getsize64 {disk.device}").stdout)
+    assert size == disk.size_mb * 1024 * 1024

@@ -1,0 +1,238 @@
+"""The store: one :class:`bsr.model.State` plus everything bsrwatch derives.
+
+Sources push lines or events in; the UI asks for a view model
+(:func:`bsrwatch.view.build_overview`) at most every refresh interval,
+and only when :attr:`Store.generation` moved.  Nothing in here touches
+Textual: the store is the reactive model, widgets only draw it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+from bsr.events2 import parse_line
+from bsr.model import Event, Kind, PeerDevice, State, Verb
+
+from bsrwatch.rates import RateTracker, SyncTrack
+from bsrwatch.severity import SYNCING_STATES
+
+# events2 keys that are state (logged when they change), per object kind
+STATE_KEYS: dict[Kind, tuple[str, ...]] = {
+    Kind.resource: ("role", "suspended"),
+    Kind.device: ("disk", "client", "quorum"),
+    Kind.connection: ("connection", "role"),
+    Kind.peer_device: ("replication", "peer-disk", "resync-suspended"),
+    Kind.path: ("established",),
+}
+# counters whose per-second rate is tracked, per kind
+RATE_KEYS: dict[Kind, tuple[str, ...]] = {
+    Kind.device: ("read", "written", "al-writes"),
+    Kind.peer_device: ("sent", "received"),
+}
+# object words some sources print that the model does not keep
+SIDE_OBJECTS = ("split-brain", "io-error", "gi-uuid")
+
+
+@dataclass
+class LogEntry:
+    when: datetime
+    text: str
+    level: str = "info"  # info | warning | alert
+
+
+@dataclass
+class SourceStatus:
+    text: str = "starting"
+    ok: bool = False
+    ended: bool = False
+
+
+@dataclass
+class Store:
+    clock: Callable[[], float] = time.time
+    log_size: int = 1000
+    state: State = field(default_factory=State)
+    rates: RateTracker = field(default_factory=RateTracker)
+    syncs: dict[tuple[str, ...], SyncTrack] = field(default_factory=dict)
+    split_brain: set[tuple[str, int]] = field(default_factory=set)
+    side: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
+    events: deque[LogEntry] = field(default_factory=deque)
+    status: SourceStatus = field(default_factory=SourceStatus)
+    bad_lines: int = 0
+    lines: int = 0
+    generation: int = 0
+    seen_live: bool = False  # a create/change arrived: the dump is over even without "exists -"
+    _last: dict[tuple[Kind, tuple[str, ...]], dict[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.events = deque(maxlen=self.log_size)
+
+    # -- input --------------------------------------------------------------
+
+    def feed_line(self, line: str | bytes) -> Event | None:
+        self.lines += 1
+        ev = parse_line(line)
+        if ev is None:
+            if (line.strip() if isinstance(line, (str, bytes)) else line):
+                self.bad_lines += 1
+            return None
+        self.feed(ev)
+        return ev
+
+    def feed(self, ev: Event) -> None:
+        now = ev.timestamp.timestamp() if ev.timestamp is not None else self.clock()
+        when = ev.timestamp or datetime.fromtimestamp(now).astimezone()
+        if ev.skipped:
+            self.log(f"{ev.skipped} events lost by the source (state may be stale)", "warning", when)
+        elif ev.is_initial_done and not self.state.initial_done:
+            self.log(f"initial state: {len(self.state.resource_names())} resources", "info", when)
+        if ev.kind is Kind.other and ev.raw_object in SIDE_OBJECTS:
+            self._side(ev, when)
+            self.generation += 1
+            return
+        if ev.verb in (Verb.create, Verb.change, Verb.destroy):
+            self.seen_live = True
+        if ev.kind in STATE_KEYS:
+            self._log_changes(ev, when)
+        obj = self.state.apply(ev)
+        if obj is None:
+            if ev.skipped or ev.is_initial_done or ev.verb is Verb.destroy:
+                self.generation += 1
+            return
+        self.generation += 1
+        key = ev.key()
+        if ev.verb is Verb.destroy:
+            self.rates.forget((ev.kind, key))
+            return
+        for name in RATE_KEYS.get(ev.kind, ()):
+            if name in ev.fields:
+                v = getattr(obj, _RATE_ATTR[name], None)
+                if isinstance(v, int):
+                    self.rates.observe((ev.kind, key), name, v, now)
+        if ev.kind is Kind.peer_device and key is not None:
+            self._track_sync(key, obj, now)  # type: ignore[arg-type]
+        if ev.kind is Kind.connection and key is not None and "connection" in ev.fields \
+                and ev.fields["connection"] == "Connected":
+            self.split_brain.discard((key[0], _int(key[1])))
+
+    def reset(self, reason: str) -> None:
+        """The source restarted: forget everything and rebuild from its new dump."""
+        self.state.clear()
+        self.rates.clear()
+        self.syncs.clear()
+        self.split_brain.clear()
+        self.side.clear()
+        self._last.clear()
+        self.seen_live = False
+        self.log(reason, "warning")
+        self.generation += 1
+
+    def set_status(self, text: str, ok: bool, ended: bool = False) -> None:
+        self.status = SourceStatus(text, ok, ended)
+        self.generation += 1
+
+    def log(self, text: str, level: str = "info", when: datetime | None = None) -> None:
+        self.events.append(LogEntry(when or datetime.now().astimezone(), text, level))
+        self.generation += 1
+
+    @property
+    def ready(self) -> bool:
+        """Show objects only once the initial dump is complete (or obviously over)."""
+        return self.state.initial_done or self.seen_live or self.status.ended
+
+    # -- helpers ------------------------------------------------------------
+
+    def _side(self, ev: Event, when: datetime) -> None:
+        res = ev.fields.get("name", "")
+        if not res:
+            return
+        desc = " ".join(f"{k}:{v}" for k, v in ev.fields.items() if k != "name")
+        if ev.raw_object == "split-brain":
+            pid = _int(ev.fields.get("peer-node-id", "-1"))
+            if ev.verb is Verb.destroy:
+                self.split_brain.discard((res, pid))
+            else:
+                self.split_brain.add((res, pid))
+                self.log(f"{res}: split brain detected {desc}".rstrip(), "alert", when)
+            return
+        if ev.verb is Verb.destroy:
+            self.side.get(res, {}).pop(ev.raw_object, None)
+            return
+        self.side.setdefault(res, {}).setdefault(ev.raw_object, {}).update(ev.fields)
+        if ev.raw_object == "io-error":
+            self.log(f"{res}: I/O error {desc}".rstrip(), "alert", when)
+
+    def _log_changes(self, ev: Event, when: datetime) -> None:
+        key = ev.key()
+        if key is None or ev.verb is None:
+            return
+        ident = (ev.kind, key)
+        who = _describe(ev.kind, ev.fields)
+        if ev.verb is Verb.destroy:
+            self._last.pop(ident, None)
+            self.log(f"{who} destroyed", "info", when)
+            return
+        if ev.verb not in (Verb.exists, Verb.create, Verb.change):
+            return
+        last = self._last.setdefault(ident, {})
+        changes = []
+        for k in STATE_KEYS[ev.kind]:
+            v = ev.fields.get(k)
+            if v is None:
+                continue
+            old = last.get(k)
+            last[k] = v
+            if old is not None and old != v:
+                changes.append(f"{k}:{old}→{v}")
+        if ev.verb is Verb.create:
+            self.log(f"{who} created", "info", when)
+        elif changes:
+            self.log(f"{who} {' '.join(changes)}", _change_level(changes), when)
+
+    def _track_sync(self, key: tuple[str, ...], pd: PeerDevice, now: float) -> None:
+        if pd.replication in SYNCING_STATES:
+            track = self.syncs.get(key)
+            if track is None:
+                track = self.syncs[key] = SyncTrack()
+            if pd.out_of_sync_kib is not None:
+                track.observe(pd.out_of_sync_kib, now)
+        else:
+            self.syncs.pop(key, None)
+
+
+_RATE_ATTR = {
+    "read": "read_kib", "written": "written_kib", "al-writes": "al_writes",
+    "sent": "sent_kib", "received": "received_kib",
+}
+_BAD_WORDS = ("StandAlone", "Diskless", "Failed", "Outdated", "Inconsistent", "Unknown",
+              "Ahead", "Behind", "NetworkFailure", "BrokenPipe", "Timeout", "ProtocolError")
+
+
+def _change_level(changes: list[str]) -> str:
+    news = [c.rsplit("→", 1)[-1] for c in changes]
+    return "warning" if any(n in _BAD_WORDS or n.startswith("DUnknown") for n in news) else "info"
+
+
+def _describe(kind: Kind, f: dict[str, str]) -> str:
+    name = f.get("name", "?")
+    if kind is Kind.resource:
+        return name
+    if kind is Kind.device:
+        return f"{name}/{f.get('volume', '?')}"
+    peer = f.get("conn-name") or f"peer {f.get('peer-node-id', '?')}"
+    if kind is Kind.connection:
+        return f"{name}:{peer}"
+    if kind is Kind.peer_device:
+        return f"{name}:{peer}/{f.get('volume', '?')}"
+    return f"{name}:{peer} path"
+
+
+def _int(s: str) -> int:
+    try:
+        return int(s)
+    except ValueError:
+        return -1

@@ -1,0 +1,1 @@
+"""bsradm: high-level administration driven by bsr.conf."""

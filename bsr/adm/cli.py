@@ -232,7 +232,7 @@ def cmd_resize(ctx: Ctx) -> int:
 
 def cmd_adjust(ctx: Ctx) -> int:
     worst = EXIT_OK
-    for lr, _ in ctx.resources():
+    for lr, _ in ctx.resources(ctx.args.svc_auto_up):
         rc, out = ctx.runner.query([SETUP, "show", "--json", "all"])
         if rc != EXIT_OK:
             sys.stderr.write(f"bsradm: adjust {lr.name}: 'bsrsetup show --json all' failed "
@@ -289,6 +289,23 @@ def _show(pick: Callable[[Volume], str]) -> Callable[[Ctx], int]:
 def cmd_sh_resources(ctx: Ctx) -> int:
     names = [r.name for r in ctx.cfg.resources.values() if r.host_for(ctx.hostname)]
     print(" ".join(names))
+    return EXIT_OK
+
+
+def cmd_sh_udev(ctx: Ctx) -> int:
+    """udev IMPORT{program}: KEY=value lines for the device with minor-N."""
+    (word,) = ctx.args.resources
+    if not word.startswith("minor-") or not word[6:].isdigit():
+        raise UsageError("expected minor-N")
+    minor = int(word[6:])
+    for res in ctx.cfg.resources.values():
+        me = res.host_for(ctx.hostname)
+        for vol in (me.volumes.values() if me else ()):
+            if vol.minor == minor:
+                print(f"RESOURCE={res.name}\nVOLUME={vol.number}\n"
+                      f"DEVICE={os.path.basename(vol.device)}\nDISK={vol.disk}\n"
+                      f"DISK_NAME={os.path.basename(vol.disk)}")
+                return EXIT_OK
     return EXIT_OK
 
 
@@ -374,7 +391,7 @@ COMMANDS: dict[str, tuple[Callable[[Ctx], int], str, str, Adder | None]] = {
     "adjust": (cmd_adjust, "apply configuration changes to running resources",
                "Compares 'bsrsetup show --json' with the configuration and runs only the "
                "commands for what differs (options, volumes, peers, paths).  Brings a resource "
-               "that is not running up.  A second adjust does nothing.", None),
+               "that is not running up.  A second adjust does nothing.", _auto),
     "verify": (_per_peer_volume("verify"), "start online verification against each peer",
                "", None),
     "invalidate": (_per_minor("invalidate"), "discard local data and resync it from a peer",
@@ -407,6 +424,8 @@ COMMANDS: dict[str, tuple[Callable[[Ctx], int], str, str, Adder | None]] = {
                            "promote resources with persist-role that were Primary",
                            "For each resource whose options set persist-role, restore the role "
                            "last set with 'bsradm primary/secondary'.", None),
+    "sh-udev": (cmd_sh_udev, "print udev environment (RESOURCE=, VOLUME=...) for minor-N",
+                "Used by 65-bsr.rules to create /dev/bsr/by-res/RES/VOL.", None),
     "dump": (cmd_dump, "print the configuration in canonical form",
              "Parsing the output gives the same configuration; dumping it again gives the "
              "same text.", None),
@@ -427,6 +446,9 @@ def build_parser() -> Parser:
         _common(sp, top=False, long_verbose=(name != "status"))
         if adder:
             adder(sp)
+        if name == "sh-udev":
+            sp.add_argument("resources", nargs=1, metavar="minor-N", help="the device's minor")
+            continue
         nargs = "*" if name in _NO_RESOURCE_NEEDED else "+"
         sp.add_argument("resources", nargs=nargs, metavar="RES", help=RES_HELP)
     return p

@@ -1,0 +1,1 @@
+"""bsrmon: the collector daemon that keeps bsr's health and performance history."""

@@ -1,0 +1,5 @@
+import sys
+
+from bsrmon.cli import main
+
+sys.exit(main())

@@ -1,0 +1,147 @@
+"""The collector: events in, event-log lines and sample lines out.
+
+It owns the merged :class:`bsr.model.State` of one source.  Every event is
+applied to it; the ones that change state (not just counters) become
+``events.log`` lines.  Every :class:`Tick` turns the current counters into
+one line per series through :class:`bsrmon.sampler.Sampler`.  Output goes to
+a ``submit`` callable (the writer) and never waits for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+from bsr.events2 import format_event
+from bsr.model import IDENTITY_KEYS, Event, Kind, State, Verb
+
+from bsrmon.sampler import Sampler, Values
+from bsrmon.series import SeriesKey, format_line
+from bsrmon.writer import Entry
+
+EVENTS_LOG = "events.log"
+PERFMON = "perfmon"
+
+# Keys that describe state (logged) as opposed to statistics (sampled).
+STATE_KEYS: dict[Kind, frozenset[str]] = {
+    Kind.resource: frozenset({"role", "suspended", "may_promote", "promotion_score"}),
+    Kind.device: frozenset({"disk", "client", "quorum", "backing_dev", "open"}),
+    Kind.connection: frozenset({"connection", "role"}),
+    Kind.peer_device: frozenset({"replication", "peer-disk", "peer-client", "resync-suspended"}),
+    Kind.path: frozenset({"established"}),
+}
+
+
+@dataclass
+class Tick:
+    """Sample now.  ``module`` carries module-wide statistics if known."""
+
+    time: datetime
+    module: dict[str, int] | None = None
+
+
+@dataclass
+class Reset:
+    """The source restarted: forget the state, keep the files."""
+
+    reason: str = ""
+
+
+Item = Event | Tick | Reset
+
+
+def local_naive(t: datetime) -> datetime:
+    """Local wall-clock time without tzinfo (what series lines show)."""
+    if t.tzinfo is not None:
+        t = t.astimezone().replace(tzinfo=None)
+    return t
+
+
+@dataclass
+class Collector:
+    types: tuple[str, ...]
+    submit: Callable[[list[Entry]], bool]
+    state: State = field(default_factory=State)
+    latest: dict[SeriesKey, tuple[datetime, Values]] = field(default_factory=dict)
+    last_tick: datetime | None = None
+    events_seen: int = 0
+    ticks: int = 0
+    _sampler: Sampler = field(init=False)
+    _logged: dict[tuple[Kind, tuple[str, ...]], dict[str, str]] = field(default_factory=dict)
+    _pending_log: list[Entry] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._sampler = Sampler(self.types)
+
+    def set_types(self, types: tuple[str, ...]) -> None:
+        self.types = types
+        self._sampler.types = types
+        self.latest = {k: v for k, v in self.latest.items() if k.type in types}
+
+    def handle(self, item: Item) -> None:
+        if isinstance(item, Tick):
+            self.tick(item.time, item.module)
+        elif isinstance(item, Reset):
+            self.reset(item.reason)
+        else:
+            self.event(item)
+
+    # -- events -----------------------------------------------------------
+
+    def event(self, ev: Event) -> None:
+        self.events_seen += 1
+        line = self._log_line(ev)
+        self.state.apply(ev)
+        if line is not None:
+            self._pending_log.append((EVENTS_LOG, "", line + "\n"))
+            if ev.verb is not Verb.exists or ev.is_initial_done:
+                self.flush_log()
+
+    def flush_log(self) -> None:
+        if self._pending_log:
+            self.submit(self._pending_log)
+            self._pending_log = []
+
+    def _log_line(self, ev: Event) -> str | None:
+        """The events.log line for an event, None for statistics-only changes."""
+        if ev.skipped or ev.kind in (Kind.other, Kind.helper):
+            return format_event(ev, timestamps=True)
+        keys = STATE_KEYS.get(ev.kind)
+        ident = ev.key()
+        if keys is None or ident is None:
+            return None
+        oid = (ev.kind, ident)
+        if ev.verb is Verb.destroy:
+            self._logged.pop(oid, None)
+            return format_event(ev, timestamps=True)
+        state = {k: v for k, v in ev.fields.items() if k in keys}
+        known = self._logged.setdefault(oid, {})
+        if ev.verb is Verb.change and all(known.get(k) == v for k, v in state.items()):
+            return None
+        known.update(state)
+        idkeys = IDENTITY_KEYS[ev.kind]
+        fields = {k: v for k, v in ev.fields.items() if k in idkeys}
+        fields.update(state)
+        return format_event(Event(ev.verb, ev.kind, fields, ev.timestamp), timestamps=True)
+
+    def reset(self, reason: str) -> None:
+        self.state.clear()
+        self._sampler.reset()
+        self._logged.clear()
+        self.latest.clear()
+
+    # -- samples ----------------------------------------------------------
+
+    def tick(self, t: datetime, module: dict[str, int] | None = None) -> None:
+        self.flush_log()
+        t = local_naive(t)
+        if self.last_tick is not None and t <= self.last_tick:
+            return
+        self.last_tick = t
+        self.ticks += 1
+        batch: list[Entry] = []
+        for key, values in self._sampler.sample(self.state, t, module):
+            self.latest[key] = (t, values)
+            batch.append((f"{PERFMON}/{key.relpath()}", key.header(), format_line(t, values)))
+        self.submit(batch)

@@ -1,0 +1,301 @@
+"""Turn the merged state into one sample per series and period.
+
+Counters are read from the :class:`bsr.model.State` objects: the typed
+attributes events2 defines (``read``/``written`` KiB, ``al-writes``, ...)
+and the bsr extension keys that carry every ABI statistic (kept by the model
+in ``extra``; see :mod:`bsr.kevents` and docs/events2.md, e.g.
+``write-ios``, ``local-lat-ns``, ``local-lat-hist``, ``repl-sent``).  Rates are counter
+growth (:func:`bsr.model.counter_delta`, so a reset is not a negative rate)
+divided by the time between two samples of the same object.
+
+Latency (``ioclat``): the average is Δ(latency sum) / Δ(completed requests).
+The kernel keeps log2 histograms of microseconds (bucket *i* holds
+[2^i, 2^(i+1)) µs, bucket 0 is [0, 2), the last is open-ended); the
+minimum of a period is the lower bound of the lowest bucket that grew, the
+maximum the upper bound of the highest bucket that grew (the lower bound
+for the open last bucket), both clamped so that min <= avg <= max.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable
+
+from bsr.abi import LAT_BUCKETS
+from bsr.model import Connection, Device, PeerDevice, State, counter_delta
+
+from bsrmon.series import SeriesKey
+
+Values = tuple[float | int | None, ...]
+
+
+def _int(obj: Any, key: str) -> int | None:
+    v = obj.extra.get(key)
+    if v is None:
+        return None
+    try:
+        n = int(v, 10)
+    except ValueError:
+        return None
+    return n if n >= 0 else None
+
+
+def parse_hist(text: str | None) -> tuple[int, ...] | None:
+    """``"0,3,17,..."`` -> bucket counts (None when absent or damaged)."""
+    if not text:
+        return None
+    try:
+        vals = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        return None
+    return vals if all(v >= 0 for v in vals) else None
+
+
+def _counters_device(d: Device) -> dict[str, Any]:
+    return {
+        "read_kib": d.read_kib,
+        "write_kib": d.written_kib,
+        "read_ios": _int(d, "read-ios"),
+        "write_ios": _int(d, "write-ios"),
+        "al_hits": _int(d, "al-hits"),
+        "al_misses": _int(d, "al-misses"),
+        "al_starving": _int(d, "al-starving"),
+        "al_writes": d.al_writes,
+        "bm_writes": d.bm_writes,
+        "local_lat_ns": _int(d, "local-lat-ns"),
+        "master_lat_ns": _int(d, "master-lat-ns"),
+        "completed_ios": _int(d, "completed-ios"),
+        "io_errors": _int(d, "io-errors"),
+        "local_hist": parse_hist(d.extra.get("local-lat-hist")),
+        "master_hist": parse_hist(d.extra.get("master-lat-hist")),
+        # gauges
+        "al_used": _int(d, "al-used"),
+        "upper_pending": d.upper_pending,
+        "lower_pending": d.lower_pending,
+    }
+
+
+def _counters_peer_device(p: PeerDevice) -> dict[str, Any]:
+    return {
+        "sent_kib": p.sent_kib,
+        "repl_sent_kib": _int(p, "repl-sent"),
+        "rs_sent_kib": _int(p, "rs-sent"),
+        "acked_ios": _int(p, "acked-ios"),
+        "net_lat_ns": _int(p, "net-lat-ns"),
+        "pending": p.pending,
+        "unacked": p.unacked,
+        "oos_kib": p.out_of_sync_kib,
+    }
+
+
+def _counters_connection(c: Connection, pds: Iterable[PeerDevice]) -> dict[str, Any]:
+    sent = _int(c, "sent-bytes")
+    recv = _int(c, "recv-bytes")
+    if sent is None or recv is None:
+        # events2 without bsr keys: the peer devices' KiB counters
+        s_kib = [p.sent_kib for p in pds]
+        r_kib = [p.received_kib for p in pds]
+        if sent is None and s_kib and None not in s_kib:
+            sent = 1024 * sum(s_kib)  # type: ignore[arg-type]
+        if recv is None and r_kib and None not in r_kib:
+            recv = 1024 * sum(r_kib)  # type: ignore[arg-type]
+    sect = (lambda s: None if s is None else 512 * s)
+    return {
+        "sent_bytes": sent,
+        "recv_bytes": recv,
+        "sndbuf_fill": _int(c, "sndbuf-fill"),
+        "sndbuf_size": _int(c, "sndbuf-size"),
+        "ap_in_flight": sect(c.ap_in_flight_sectors),
+        "rs_in_flight": sect(c.rs_in_flight_sectors),
+    }
+
+
+def _rate(prev: dict[str, Any], cur: dict[str, Any], key: str, dt: float,
+          scale: float = 1.0) -> float | None:
+    d = counter_delta(prev.get(key), cur.get(key))
+    if d is None:
+        return None
+    return d * scale / dt
+
+
+def _hist_delta(prev: tuple[int, ...] | None, cur: tuple[int, ...] | None) -> list[int] | None:
+    if prev is None or cur is None or len(prev) != len(cur):
+        return None
+    out = [c - p for p, c in zip(prev, cur)]
+    if any(v < 0 for v in out):  # reset: the new histogram is the growth
+        return list(cur)
+    return out
+
+
+def hist_bounds(delta: list[int] | None) -> tuple[float | None, float | None]:
+    """(min, max) µs of the requests counted in a histogram delta."""
+    if not delta:
+        return None, None
+    used = [i for i, n in enumerate(delta) if n > 0]
+    if not used:
+        return None, None
+    lo, hi = used[0], used[-1]
+    low = 0.0 if lo == 0 else float(1 << lo)
+    high = float(1 << (hi + 1)) if hi < min(len(delta), LAT_BUCKETS) - 1 else float(1 << hi)
+    return low, high
+
+
+def latency(prev: dict[str, Any], cur: dict[str, Any], which: str) -> Values:
+    """(min, avg, max) µs of one latency kind over a period."""
+    n = counter_delta(prev.get("completed_ios"), cur.get("completed_ios"))
+    s = counter_delta(prev.get(f"{which}_lat_ns"), cur.get(f"{which}_lat_ns"))
+    avg = (s / n / 1000.0) if n and s is not None else (0.0 if n == 0 else None)
+    lo, hi = hist_bounds(_hist_delta(prev.get(f"{which}_hist"), cur.get(f"{which}_hist")))
+    if n == 0:
+        return 0.0, 0.0, 0.0
+    if avg is not None:
+        lo = None if lo is None else min(lo, avg)
+        hi = None if hi is None else max(hi, avg)
+    return lo, avg, hi
+
+
+def _sub(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else max(0.0, a - b)
+
+
+@dataclass
+class _Prev:
+    t: datetime
+    counters: dict[str, Any]
+
+
+@dataclass
+class Sampler:
+    """Keeps the previous counters of every object between periods."""
+
+    types: tuple[str, ...]
+    _prev: dict[tuple[str, tuple[str, ...]], _Prev] = field(default_factory=dict)
+
+    def reset(self) -> None:
+        self._prev.clear()
+
+    def sample(self, state: State, t: datetime,
+               module: dict[str, int] | None = None) -> list[tuple[SeriesKey, Values]]:
+        out: list[tuple[SeriesKey, Values]] = []
+        want = set(self.types)
+        seen: set[tuple[str, tuple[str, ...]]] = set()
+        for key, d in state.devices.items():
+            cur = _counters_device(d)
+            prev = self._step(("d", key), t, cur, seen)
+            out += self._device(d, t, prev, cur, want)
+        for key, p in state.peer_devices.items():
+            cur = _counters_peer_device(p)
+            prev = self._step(("p", key), t, cur, seen)
+            out += self._peer_device(p, t, prev, cur, want)
+        for key, c in state.connections.items():
+            cur = _counters_connection(c, state.peer_devices_of(c.name, c.peer_node_id))
+            prev = self._step(("c", key), t, cur, seen)
+            out += self._connection(c, t, prev, cur, want)
+        if "memstat" in want:
+            out.append(self._memstat(module))
+        for k in [k for k in self._prev if k not in seen]:
+            del self._prev[k]  # destroyed objects
+        return out
+
+    def _step(self, k: tuple[str, tuple[str, ...]], t: datetime, cur: dict[str, Any],
+              seen: set) -> _Prev | None:
+        seen.add(k)
+        prev = self._prev.get(k)
+        self._prev[k] = _Prev(t, cur)
+        if prev is None or (t - prev.t).total_seconds() <= 0:
+            return None
+        return prev
+
+    @staticmethod
+    def _gauges(d: dict[str, Any], *names: str) -> Values:
+        return tuple(d.get(n) for n in names)
+
+    def _device(self, d: Device, t: datetime, prev: _Prev | None, cur: dict[str, Any],
+                want: set[str]) -> list[tuple[SeriesKey, Values]]:
+        out: list[tuple[SeriesKey, Values]] = []
+        k = (lambda typ: SeriesKey(typ, d.name, d.volume))
+        if "io_pending" in want:
+            out.append((k("io_pending"), self._gauges(cur, "upper_pending", "lower_pending", "al_used")))
+        if prev is None:
+            return out
+        dt = (t - prev.t).total_seconds()
+        p = prev.counters
+        ms = round(dt * 1000)
+        if "iostat" in want:
+            out.append((k("iostat"), (
+                ms, _rate(p, cur, "read_ios", dt), _rate(p, cur, "read_kib", dt),
+                _rate(p, cur, "write_ios", dt), _rate(p, cur, "write_kib", dt))))
+        local = latency(p, cur, "local")
+        master = latency(p, cur, "master")
+        if "ioclat" in want:
+            out.append((k("ioclat"), (ms,) + local + master))
+        if "alstat" in want:
+            out.append((k("alstat"), (
+                ms, cur.get("al_used"), _rate(p, cur, "al_hits", dt), _rate(p, cur, "al_misses", dt),
+                _rate(p, cur, "al_starving", dt), _rate(p, cur, "al_writes", dt),
+                _rate(p, cur, "bm_writes", dt))))
+        if "reqstat" in want:
+            out.append((k("reqstat"), (
+                ms, _rate(p, cur, "completed_ios", dt), local[1], master[1],
+                _sub(master[1], local[1]), _rate(p, cur, "io_errors", dt))))
+        return out
+
+    def _peer_device(self, pd: PeerDevice, t: datetime, prev: _Prev | None,
+                     cur: dict[str, Any], want: set[str]) -> list[tuple[SeriesKey, Values]]:
+        if prev is None:
+            return []
+        out: list[tuple[SeriesKey, Values]] = []
+        k = (lambda typ: SeriesKey(typ, pd.name, pd.volume, pd.peer_node_id))
+        dt = (t - prev.t).total_seconds()
+        p = prev.counters
+        ms = round(dt * 1000)
+        if "peer_reqstat" in want:
+            n = counter_delta(p.get("acked_ios"), cur.get("acked_ios"))
+            s = counter_delta(p.get("net_lat_ns"), cur.get("net_lat_ns"))
+            avg = (s / n / 1000.0) if n and s is not None else (0.0 if n == 0 else None)
+            out.append((k("peer_reqstat"), (
+                ms, _rate(p, cur, "acked_ios", dt), avg, cur.get("pending"), cur.get("unacked"))))
+        if "resync_ratio" in want:
+            repl = _rate(p, cur, "repl_sent_kib", dt)
+            rs = _rate(p, cur, "rs_sent_kib", dt)
+            if repl is None and rs is None:
+                # plain events2: all sent data is replication unless syncing
+                total = _rate(p, cur, "sent_kib", dt)
+                repl, rs = (0.0, total) if pd.syncing else (total, 0.0)
+            both = (repl or 0.0) + (rs or 0.0)
+            pct = (100.0 * (rs or 0.0) / both) if both > 0 else 0.0
+            out.append((k("resync_ratio"), (ms, repl, rs, pct, cur.get("oos_kib"))))
+        return out
+
+    def _connection(self, c: Connection, t: datetime, prev: _Prev | None,
+                    cur: dict[str, Any], want: set[str]) -> list[tuple[SeriesKey, Values]]:
+        out: list[tuple[SeriesKey, Values]] = []
+        k = (lambda typ: SeriesKey(typ, c.name, None, c.peer_node_id))
+        if "sendbuf" in want:
+            out.append((k("sendbuf"), self._gauges(
+                cur, "sndbuf_fill", "sndbuf_size", "ap_in_flight", "rs_in_flight")))
+        if prev is None or "network" not in want:
+            return out
+        dt = (t - prev.t).total_seconds()
+        p = prev.counters
+        out.append((k("network"), (
+            round(dt * 1000), _rate(p, cur, "sent_bytes", dt), _rate(p, cur, "recv_bytes", dt))))
+        return out
+
+    @staticmethod
+    def _memstat(module: dict[str, int] | None) -> tuple[SeriesKey, Values]:
+        m = module or {}
+        return SeriesKey("memstat"), (
+            m.get("requests_allocated"), m.get("peer_requests_allocated"),
+            m.get("pages_allocated"), own_rss_kib())
+
+
+def own_rss_kib() -> int | None:
+    try:
+        with open(f"/proc/{os.getpid()}/statm") as f:
+            pages = int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") // 1024

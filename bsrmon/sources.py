@@ -1,0 +1,310 @@
+"""Where events and statistics come from.
+
+A source is an async iterator of :data:`bsrmon.collector.Item`: events
+(:class:`bsr.model.Event`), :class:`Tick` (time to sample) and
+:class:`Reset` (the source restarted).  Everything after the source is the
+same code path.
+
+* :class:`KernelSource` (default): bsr.ko over generic netlink.  A thread
+  joins the ``events`` group, reads the initial state, converts
+  notifications with :class:`bsr.kevents.Converter` and, every period,
+  re-reads every object with its statistics (``GET_INITIAL_STATE`` dump)
+  and the module statistics (``GET_VERSION``), then emits a Tick.
+* :class:`Events2Source`: any ``events2`` text stream (``bsrsetup events2
+  --statistics --timestamps --interval=1``, a recorded file, stdin, or a
+  command that is restarted when it exits).  With ``clock="event"`` (the
+  default for a regular file whose lines carry timestamps) ticks follow the
+  timestamps in the stream, so a recording replays to the same files at any
+  speed; with ``clock="wall"`` the daemon ticks every period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import stat
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import AsyncIterator, Callable
+
+from bsr.events2 import parse_line
+from bsr.model import Event, Kind, Verb
+
+from bsrmon.collector import Item, Reset, Tick
+
+log = logging.getLogger("bsrmon")
+
+RESTART_DELAY_S = 2.0
+
+
+class EventClock:
+    """Ticks derived from event timestamps.
+
+    A tick is due before an event that comes at least half a period after
+    the previous one (the end of a statistics batch), or, in a stream
+    without such pauses, one and a half periods after the last tick; its
+    time is that of the last event before it."""
+
+    def __init__(self, period: float) -> None:
+        self.half = timedelta(seconds=period / 2)
+        self.full = timedelta(seconds=period * 1.5)
+        self.prev: datetime | None = None
+        self.last_tick: datetime | None = None
+
+    def before(self, ts: datetime | None) -> Tick | None:
+        if ts is None:
+            return None
+        tick = None
+        if self.prev is not None and (ts - self.prev >= self.half or (
+                self.last_tick is not None and ts - self.last_tick >= self.full)):
+            if self.last_tick is None or self.prev > self.last_tick:
+                tick = Tick(self.prev)
+                self.last_tick = self.prev
+        if self.last_tick is None:
+            self.last_tick = ts if tick is None else self.last_tick
+        self.prev = ts
+        return tick
+
+    def final(self) -> Tick | None:
+        if self.prev is not None and (self.last_tick is None or self.prev > self.last_tick):
+            self.last_tick = self.prev
+            return Tick(self.prev)
+        return None
+
+
+def _is_regular(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+class Events2Source:
+    """events2 text from a file, ``-`` (stdin) or a shell command."""
+
+    def __init__(self, *, path: str | None = None, command: str | None = None,
+                 clock: str = "auto", period: float = 1.0) -> None:
+        if (path is None) == (command is None):
+            raise ValueError("give exactly one of path and command")
+        self.path = path
+        self.command = command
+        self.period = period
+        if clock == "auto":
+            clock = "event" if path not in (None, "-") and _is_regular(path) else "wall"
+        self.clock = clock
+        self.lines = 0
+        self.bad_lines = 0
+
+    @property
+    def ticks_self(self) -> bool:
+        return self.clock == "event"
+
+    def describe(self) -> str:
+        return f"events2 command {self.command!r}" if self.command else f"events2 {self.path}"
+
+    async def items(self) -> AsyncIterator[Item]:
+        if self.command is not None:
+            while True:
+                async for item in self._from_command():
+                    yield item
+                log.warning("events command exited; restarting in %.0f s", RESTART_DELAY_S)
+                await asyncio.sleep(RESTART_DELAY_S)
+                yield Reset("events command restarted")
+        else:
+            async for item in self._from_path():
+                yield item
+
+    async def _from_path(self) -> AsyncIterator[Item]:
+        assert self.path is not None
+        if self.path == "-":
+            reader = await _stdin_reader()
+            async for item in self._from_reader(reader):
+                yield item
+            return
+        with open(self.path, "rb") as f:
+            clock = EventClock(self.period) if self.clock == "event" else None
+            for n, raw in enumerate(f):
+                for item in self._line(raw, clock):
+                    yield item
+                if n % 2000 == 1999:
+                    await asyncio.sleep(0)
+            if clock is not None and (t := clock.final()) is not None:
+                yield t
+
+    async def _from_command(self) -> AsyncIterator[Item]:
+        assert self.command is not None
+        proc = await asyncio.create_subprocess_shell(
+            self.command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            limit=1 << 20)
+        assert proc.stdout is not None
+        try:
+            async for item in self._from_reader(proc.stdout):
+                yield item
+        finally:
+            if proc.returncode is None:
+                proc.terminate()
+            await proc.wait()
+
+    async def _from_reader(self, reader: asyncio.StreamReader) -> AsyncIterator[Item]:
+        clock = EventClock(self.period) if self.clock == "event" else None
+        while True:
+            try:
+                raw = await reader.readline()
+            except ValueError:  # a line longer than the limit: skip it
+                self.bad_lines += 1
+                continue
+            if not raw:
+                break
+            for item in self._line(raw, clock):
+                yield item
+        if clock is not None and (t := clock.final()) is not None:
+            yield t
+
+    def _line(self, raw: bytes, clock: EventClock | None) -> list[Item]:
+        self.lines += 1
+        ev = parse_line(raw)
+        if ev is None:
+            if raw.strip():
+                self.bad_lines += 1
+            return []
+        out: list[Item] = []
+        if clock is not None:
+            t = clock.before(ev.timestamp)
+            if t is not None:
+                out.append(t)
+        out.append(ev)
+        return out
+
+
+async def _stdin_reader() -> asyncio.StreamReader:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 20)
+    proto = asyncio.StreamReaderProtocol(reader)
+    await loop.connect_read_pipe(lambda: proto, os.fdopen(os.dup(0), "rb", buffering=0))
+    return reader
+
+
+def _seq_of(msgs: list) -> int | None:
+    seqs = [int(m.structs.get("notify", {}).get("seq", 0)) for m in msgs]
+    return max(seqs) if seqs else None
+
+
+class KernelSource:
+    """bsr.ko via :mod:`bsr.netlink`, converted by :mod:`bsr.kevents`."""
+
+    ticks_self = True
+
+    def __init__(self, period: float = 1.0,
+                 netlink_factory: Callable[[], object] | None = None) -> None:
+        self.period = period
+        self._factory = netlink_factory
+        self._stop = threading.Event()
+        self.polls = 0
+        self.poll_seconds = 0.0
+
+    def describe(self) -> str:
+        return "kernel (generic netlink family bsr)"
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def items(self) -> AsyncIterator[Item]:
+        loop = asyncio.get_running_loop()
+        q: asyncio.Queue[Item | BaseException | None] = asyncio.Queue()
+
+        def put(item: Item | BaseException | None) -> None:
+            loop.call_soon_threadsafe(q.put_nowait, item)
+
+        th = threading.Thread(target=self._thread, args=(put,), name="bsrmon-netlink",
+                              daemon=True)
+        th.start()
+        try:
+            while True:
+                item = await q.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self._stop.set()
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        if self._factory is not None:
+            return self._factory()
+        from bsr.netlink import BsrNetlink
+        return BsrNetlink()
+
+    def _thread(self, put: Callable[[Item | BaseException | None], None]) -> None:
+        first = True
+        while not self._stop.is_set():
+            try:
+                self._session(put, first)
+            except Exception as e:  # noqa: BLE001 - reported, then retried
+                from bsr.netlink import ModuleNotLoaded
+                if first and not isinstance(e, ModuleNotLoaded):
+                    put(e)
+                    return
+                log.warning("kernel source: %s; retrying in %.0f s", e, RESTART_DELAY_S)
+            first = False
+            if self._stop.wait(RESTART_DELAY_S):
+                break
+            put(Reset("kernel source reconnected"))
+        put(None)
+
+    def _session(self, put: Callable[[Item | BaseException | None], None], first: bool) -> None:
+        from bsr.kevents import Converter
+        from bsr.netlink import BsrError
+
+        conv = Converter(statistics=True)
+        nl = self._open()
+        try:
+            nl.subscribe()
+            msgs = nl.dump("GET_INITIAL_STATE")
+            done = False
+            for m in msgs:
+                for ev in conv.convert(m, verb=Verb.exists):
+                    done = done or ev.is_initial_done
+                    put(ev)
+            if not done:
+                put(Event(Verb.exists, Kind.other, raw_object="-"))
+            conv.baseline(_seq_of(msgs))
+            self._poll(nl, conv, put)
+            next_poll = time.monotonic() + self.period
+            while not self._stop.is_set():
+                wait = max(0.0, next_poll - time.monotonic())
+                try:
+                    for msg in nl.events(timeout=min(wait, 0.5)):
+                        for ev in conv.convert(msg, live=True):
+                            put(ev)
+                        if time.monotonic() >= next_poll:
+                            break
+                except BsrError as e:
+                    if e.errno != errno.ENOBUFS:
+                        raise
+                    put(Event(None, Kind.other, skipped=1))
+                if time.monotonic() >= next_poll:
+                    self._poll(nl, conv, put)
+                    next_poll = max(next_poll + self.period, time.monotonic())
+        finally:
+            nl.close()
+
+    def _poll(self, nl, conv, put) -> None:  # type: ignore[no-untyped-def]
+        start = time.monotonic()
+        for m in nl.dump("GET_INITIAL_STATE"):
+            for ev in conv.convert(m, verb=Verb.change):
+                if ev.kind is not Kind.other:
+                    put(ev)
+        module = None
+        try:
+            v = nl.version()
+            module = {k: int(x) for k, x in v.structs.get("module_stats", {}).items()}
+        except Exception:  # noqa: BLE001 - module stats are optional
+            module = None
+        put(Tick(datetime.now().astimezone(), module))
+        self.polls += 1
+        self.poll_seconds += time.monotonic() - start

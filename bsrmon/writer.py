@@ -1,0 +1,322 @@
+"""The writer: a thread that appends sample lines to files, rotates them and
+keeps each resource directory under its size budget.
+
+The collector hands over whole batches with :meth:`Writer.submit`, which
+never blocks: when the bounded queue is full (slow or hung disk) the batch is
+dropped and counted.  Write errors (ENOSPC, EIO, ...) drop the batch too; the
+first one is logged, and again when writing works once more, with the
+number of batches lost in between.
+
+Files stay open between batches (an LRU of file objects) and are flushed
+after every batch, so a SIGKILL loses nothing already submitted and
+written.  A file whose last line was cut short by a crash is truncated back
+to its last complete line when it is opened again.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import queue
+import resource
+import shutil
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Callable
+
+log = logging.getLogger("bsrmon")
+
+# One entry of a batch: (path relative to the root, header for a new file, line)
+Entry = tuple[str, str, str]
+
+
+@dataclass
+class Limits:
+    file_size: int
+    total_size: int
+    compress: bool
+
+
+@dataclass
+class WriterStats:
+    batches: int = 0
+    lines: int = 0
+    dropped_full_queue: int = 0
+    dropped_write_error: int = 0
+    rotations: int = 0
+    removed_files: int = 0
+    last_error: str = ""
+
+
+def _fd_budget() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 65536
+    want = min(want, 65536)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        except (ValueError, OSError):
+            pass
+    limit = soft if soft != resource.RLIM_INFINITY else 65536
+    return max(16, min(4096, limit - 64))
+
+
+def repair_tail(path: Path) -> None:
+    """Cut a partial last line (left by a crash) back to the last newline."""
+    try:
+        with open(path, "rb+") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            f.seek(size - 1)
+            if f.read(1) == b"\n":
+                return
+            pos = size
+            while pos > 0:
+                step = min(4096, pos)
+                pos -= step
+                f.seek(pos)
+                chunk = f.read(step)
+                i = chunk.rfind(b"\n")
+                if i >= 0:
+                    f.truncate(pos + i + 1)
+                    return
+            f.truncate(0)
+    except FileNotFoundError:
+        return
+
+
+class FileSet:
+    """Open series files under ``root``, with rotation and budgets.
+
+    Used from a single thread (the writer thread, or a test)."""
+
+    def __init__(self, root: Path, limits: Limits, clock: Callable[[], float] = time.time) -> None:
+        self.root = root
+        self.limits = limits
+        self.clock = clock
+        self.stats = WriterStats()
+        self._open: OrderedDict[str, IO[str]] = OrderedDict()
+        self._sizes: dict[str, int] = {}
+        self._max_open = _fd_budget()
+
+    def close(self) -> None:
+        for f in self._open.values():
+            try:
+                f.close()
+            except OSError:
+                pass
+        self._open.clear()
+
+    def _file(self, rel: str, header: str) -> IO[str]:
+        f = self._open.get(rel)
+        if f is not None:
+            self._open.move_to_end(rel)
+            return f
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        repair_tail(path)
+        f = open(path, "a", encoding="utf-8")
+        size = f.tell()
+        if size == 0 and header:
+            f.write(header)
+            size = len(header)
+        self._sizes[rel] = size
+        self._open[rel] = f
+        while len(self._open) > self._max_open:
+            _, old = self._open.popitem(last=False)
+            old.close()
+        return f
+
+    def write_batch(self, batch: list[Entry]) -> None:
+        """Append every line; raises OSError (nothing is retried)."""
+        touched: dict[str, IO[str]] = {}
+        try:
+            for rel, header, line in batch:
+                if self._sizes.get(rel, 0) + len(line) > self.limits.file_size \
+                        and rel in self._sizes and self._sizes[rel] > len(header):
+                    self._flush(touched)
+                    self._rotate(rel)
+                f = self._file(rel, header)
+                f.write(line)
+                self._sizes[rel] += len(line)
+                touched[rel] = f
+        finally:
+            self._flush(touched)
+        self.stats.lines += len(batch)
+        self.stats.batches += 1
+
+    @staticmethod
+    def _flush(touched: dict[str, IO[str]]) -> None:
+        err: OSError | None = None
+        for f in touched.values():
+            try:
+                f.flush()
+            except OSError as e:
+                err = e
+            except ValueError:  # closed by the LRU after being flushed there
+                pass
+        touched.clear()
+        if err is not None:
+            raise err
+
+    def _rotate(self, rel: str) -> None:
+        f = self._open.pop(rel, None)
+        if f is not None:
+            f.close()
+        cur = self.root / rel
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.clock()))
+        dest = cur.with_name(f"{cur.name}.{stamp}")
+        n = 1
+        while dest.exists() or dest.with_name(dest.name + ".gz").exists():
+            dest = cur.with_name(f"{cur.name}.{stamp}-{n}")
+            n += 1
+        os.replace(cur, dest)
+        self._sizes.pop(rel, None)
+        self.stats.rotations += 1
+        if self.limits.compress and not rel.endswith("events.log"):
+            dest = compress(dest)
+        self.enforce_budget(cur.parent)
+
+    def enforce_budget(self, directory: Path) -> None:
+        """Remove the oldest rotated files until the directory fits its budget
+        (current files are never removed)."""
+        try:
+            entries = [p for p in directory.iterdir() if p.is_file()]
+        except FileNotFoundError:
+            return
+        total = sum(_size(p) for p in entries)
+        rotated = sorted((p for p in entries if _is_rotated(p)), key=_age_key)
+        while total > self.limits.total_size and rotated:
+            victim = rotated.pop(0)
+            total -= _size(victim)
+            try:
+                victim.unlink()
+                self.stats.removed_files += 1
+            except FileNotFoundError:
+                pass
+
+
+def _is_rotated(p: Path) -> bool:
+    parts = p.name.split(".")
+    return len(parts) >= 2 and parts[1][:8].isdigit() and not p.name.endswith(".tmp")
+
+
+def _age_key(p: Path) -> tuple[str, str]:
+    stamp = p.name.split(".")[1]
+    return (stamp, p.name)
+
+
+def _size(p: Path) -> int:
+    try:
+        return p.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def compress(path: Path) -> Path:
+    """gzip a rotated file in place; returns the new path."""
+    gz = path.with_name(path.name + ".gz")
+    tmp = gz.with_name(gz.name + ".tmp")
+    try:
+        with open(path, "rb") as src, gzip.open(tmp, "wb", compresslevel=6) as dst:
+            shutil.copyfileobj(src, dst)
+        os.replace(tmp, gz)
+        path.unlink()
+        return gz
+    except OSError:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        return path
+
+
+_STOP = object()
+
+
+@dataclass
+class Writer:
+    """The writer thread around a :class:`FileSet`."""
+
+    root: Path
+    limits: Limits
+    queue_size: int = 64
+    fileset: FileSet = field(init=False)
+    _q: "queue.Queue[object]" = field(init=False)
+    _thread: threading.Thread | None = field(init=False, default=None)
+    _failing: bool = field(init=False, default=False)
+    _lost_while_failing: int = field(init=False, default=0)
+    _full_reported: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        self.fileset = FileSet(self.root, self.limits)
+        self._q = queue.Queue(maxsize=self.queue_size)
+
+    @property
+    def stats(self) -> WriterStats:
+        return self.fileset.stats
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="bsrmon-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, batch: list[Entry]) -> bool:
+        """Queue a batch; False (and counted) when the writer is behind."""
+        if not batch:
+            return True
+        try:
+            self._q.put_nowait(batch)
+            self._full_reported = False
+            return True
+        except queue.Full:
+            self.stats.dropped_full_queue += 1
+            if not self._full_reported:
+                log.warning("writer is behind (disk slow?): dropping samples")
+                self._full_reported = True
+            return False
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._thread is None:
+            return
+        try:
+            self._q.put(_STOP, timeout=timeout)
+        except queue.Full:
+            pass
+        self._thread.join(timeout)
+        self._thread = None
+
+    def _run(self) -> None:
+        try:
+            while True:
+                item = self._q.get()
+                if item is _STOP:
+                    return
+                self._write(item)  # type: ignore[arg-type]
+        finally:
+            self.fileset.close()
+
+    def _write(self, batch: list[Entry]) -> None:
+        try:
+            self.fileset.write_batch(batch)
+        except OSError as e:
+            self.stats.dropped_write_error += 1
+            self.stats.last_error = f"{e.strerror or e}"
+            if not self._failing:
+                log.error("cannot write samples under %s: %s; dropping samples until it works",
+                          self.root, e.strerror or e)
+                self._failing = True
+                self._lost_while_failing = 0
+            self._lost_while_failing += 1
+            self.fileset.close()
+            self.fileset._sizes.clear()
+            return
+        if self._failing:
+            log.warning("writing samples works again; %d sample batches were dropped",
+                        self._lost_while_failing)
+            self._failing = False

@@ -66,6 +66,7 @@ class Store:
     lines: int = 0
     generation: int = 0
     seen_live: bool = False  # a create/change arrived: the dump is over even without "exists -"
+    rebuilding: State | None = None  # after a source restart: the new dump, until complete
     _last: dict[tuple[Kind, tuple[str, ...]], dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -96,6 +97,9 @@ class Store:
             return
         if ev.verb in (Verb.create, Verb.change, Verb.destroy):
             self.seen_live = True
+        if self.rebuilding is not None:
+            self._rebuild(ev, when)
+            return
         if ev.kind in STATE_KEYS:
             self._log_changes(ev, when)
         obj = self.state.apply(ev)
@@ -120,16 +124,45 @@ class Store:
             self.split_brain.discard((key[0], _int(key[1])))
 
     def reset(self, reason: str) -> None:
-        """The source restarted: forget everything and rebuild from its new dump."""
-        self.state.clear()
-        self.rates.clear()
+        """The source restarted: drop everything and rebuild from its new dump.
+
+        The old objects stay on screen (marked stale by the source status)
+        until the new dump is complete, then the rebuilt state replaces them
+        whole, so a source that restarts often (``events2 --now`` polled)
+        does not flicker and objects that vanished meanwhile are gone.
+        """
+        self.rebuilding = State()
+        self.seen_live = False
+        self.log(reason, "warning")
+        self.generation += 1
+
+    def _rebuild(self, ev: Event, when: datetime) -> None:
+        new = self.rebuilding
+        assert new is not None
+        new.apply(ev)
+        if not (new.initial_done or self.seen_live):
+            return
+        self.rebuilding = None
+        old = set(self.state.resource_names())
+        self.state = new
         self.syncs.clear()
         self.split_brain.clear()
         self.side.clear()
         self._last.clear()
-        self.seen_live = False
-        self.log(reason, "warning")
+        for kind, obj in new.objects():
+            self._remember(kind, obj)
+        gone = old - set(new.resource_names())
+        extra = f" ({', '.join(sorted(gone))} gone)" if gone else ""
+        self.log(f"state rebuilt: {len(new.resource_names())} resources{extra}", "info", when)
         self.generation += 1
+
+    def _remember(self, kind: Kind, obj: object) -> None:
+        """Seed the change log with the state of a rebuilt object."""
+        ident = _ident(kind, obj)
+        if ident is None:
+            return
+        self._last[(kind, ident)] = {
+            k: v for k, v in _state_text(kind, obj).items() if k in STATE_KEYS.get(kind, ())}
 
     def set_status(self, text: str, ok: bool, ended: bool = False) -> None:
         self.status = SourceStatus(text, ok, ended)
@@ -202,6 +235,43 @@ class Store:
                 track.observe(pd.out_of_sync_kib, now)
         else:
             self.syncs.pop(key, None)
+
+
+def _ident(kind: Kind, obj: object) -> tuple[str, ...] | None:
+    g = lambda a: str(getattr(obj, a))  # noqa: E731
+    if kind is Kind.resource:
+        return (g("name"),)
+    if kind is Kind.device:
+        return (g("name"), g("volume"))
+    if kind is Kind.connection:
+        return (g("name"), g("peer_node_id"))
+    if kind is Kind.peer_device:
+        return (g("name"), g("peer_node_id"), g("volume"))
+    if kind is Kind.path:
+        return (g("name"), g("peer_node_id"), g("local"), g("peer"))
+    return None
+
+
+_STATE_ATTRS = {
+    "role": ("role", "peer_role"), "suspended": ("suspended",), "disk": ("disk",),
+    "client": ("client",), "quorum": ("quorum",), "connection": ("connection",),
+    "replication": ("replication",), "peer-disk": ("peer_disk",),
+    "resync-suspended": ("resync_suspended",), "established": ("established",),
+}
+
+
+def _state_text(kind: Kind, obj: object) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, attrs in _STATE_ATTRS.items():
+        attr = attrs[1] if key == "role" and kind is Kind.connection else attrs[0]
+        v = getattr(obj, attr, None)
+        if v is None:
+            continue
+        if isinstance(v, bool):
+            out[key] = "yes" if v else "no"
+        else:
+            out[key] = getattr(v, "name", str(v))
+    return out
 
 
 _RATE_ATTR = {

@@ -109,12 +109,23 @@ def test_oos_while_uptodate_is_a_warning():
     assert build_resource(st, "web").severity is Severity.warning
 
 
-def test_reset_clears_and_rebuilds():
-    st = feed(Store(), "initial")
-    st.reset("source restarted")
-    assert not st.ready and build_overview(st).resources == []
-    feed(st, "initial")
-    assert build_overview(st).total == 3
+def test_source_restart_rebuilds_state_from_the_new_dump():
+    st = feed(Store(), "initial", "splitbrain")
+    st.reset("source restarted: state cleared, rebuilding")
+    lines = (DATA / "initial.events2").read_text().splitlines()
+    dump = [l for l in lines if "name:logs" not in l]
+    for line in dump[:-1]:
+        st.feed_line(line)
+    assert build_overview(st).total == 3  # old state stays visible until the dump is complete
+    st.feed_line(dump[-1])
+    ov = build_overview(st)
+    assert [r.name for r in ov.resources] == ["db", "web"]  # logs is gone, split brain forgotten
+    assert all(r.severity is Severity.normal for r in ov.resources)
+    texts = [e.text for e in st.events]
+    assert "source restarted: state cleared, rebuilding" in texts
+    assert "state rebuilt: 2 resources (logs gone)" in texts
+    st.feed_line("change resource name:web role:Secondary")
+    assert st.events[-1].text == "web role:Primary→Secondary"
 
 
 def test_counter_reset_does_not_give_negative_rates():

@@ -93,7 +93,8 @@ def dump(cfg: Config, names: list[str] | None = None) -> str:
             _opts(common, 1, name, cfg.common.get(name, {}), SECTIONS[name])
         if common:
             head += ["common {"] + common + ["}"]
-        parts.append("\n".join(head) + "\n")
+        if head:
+            parts.append("\n".join(head) + "\n")
         names = list(cfg.resources)
     parts.extend(dump_resource(cfg.resources[n]) for n in names)
     return "\n".join(parts)

@@ -15,8 +15,7 @@ Units (the ``unit`` column of :mod:`bsr.abi`):
 unit        bare number means       suffixes accepted
 ==========  ======================  =========================================
 sectors     512-byte sectors        ``s`` sectors; ``k`` ``M`` ``G`` ``T``
-                                    bytes in powers of 1024 (must be whole
-                                    sectors)
+                                    bytes in powers of 1024
 bytes       bytes                   ``k`` ``M`` ``G`` ``T``; ``s`` sectors
 KiB/s       KiB per second          ``k`` ``M`` ``G`` (per second)
 ds          tenths of a second      none
@@ -58,10 +57,7 @@ def _scale(value: int, suffix: str, unit: str, text: str) -> int:
         if s == "s":
             return value
         if s in _POWERS:
-            nbytes = value * _POWERS[s]
-            if nbytes % 512:
-                raise ValueError(f"{text} is not a whole number of 512-byte sectors")
-            return nbytes // 512
+            return value * _POWERS[s] // 512  # every suffix is a multiple of 512
     elif unit == "bytes":
         if s == "s":
             return value * 512

@@ -12,16 +12,24 @@ static int __init bsr_init(void)
 {
 	int err;
 
-	err = bsr_nl_init();
+	err = bsr_dev_init();
 	if (err)
 		return err;
-	pr_info("version %s (abi %d) loaded\n", BSR_VERSION, BSR_ABI_VERSION);
+	err = bsr_nl_init();
+	if (err) {
+		bsr_dev_exit();
+		return err;
+	}
+	pr_info("version %s (abi %d) loaded, block major %d\n", BSR_VERSION,
+		BSR_ABI_VERSION, bsr_major);
 	return 0;
 }
 
 static void __exit bsr_exit(void)
 {
+	bsr_down_all();
 	bsr_nl_exit();
+	bsr_dev_exit();
 	pr_info("unloaded\n");
 }
 

@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The local I/O path of a bsr device: every application bio is cloned to
+ * the backing device.  Writes first enter the activity log; since that may
+ * write an AL transaction and wait for it, they are handed to a per-device
+ * ordered workqueue (no current->bio_list there, so the AL's own I/O is
+ * not held back behind ours).  Reads go straight down.
+ */
+#include <linux/bio.h>
+#include <linux/blkdev.h>
+#include <linux/log2.h>
+#include <linux/ktime.h>
+#include "bsr_int.h"
+
+struct bsr_req {
+	struct bsr_device *dev;
+	struct bio *master;
+	ktime_t start;			/* the application submitted it */
+	ktime_t lstart;			/* we submitted the clone */
+	unsigned long acct_start;	/* jiffies, for /proc/diskstats */
+	sector_t sector;
+	unsigned int nr_sectors;
+	bool in_al;
+	bool submitted;
+	struct bio clone;		/* must be last: bio_set front_pad */
+};
+
+unsigned int bsr_req_front_pad(void)
+{
+	return offsetof(struct bsr_req, clone);
+}
+
+bool bsr_get_ldev(struct bsr_device *dev)
+{
+	bool ok;
+
+	rcu_read_lock();
+	ok = bsr_disk_usable(READ_ONCE(dev->disk_state)) &&
+	     READ_ONCE(dev->backing);
+	if (ok)
+		atomic_inc(&dev->local_cnt);
+	rcu_read_unlock();
+	return ok;
+}
+
+void bsr_put_ldev(struct bsr_device *dev)
+{
+	if (atomic_dec_and_test(&dev->local_cnt))
+		wake_up_all(&dev->wait);
+}
+
+/* Called after the disk state stopped admitting new requests. */
+void bsr_drain_ldev(struct bsr_device *dev)
+{
+	synchronize_rcu();
+	wait_event(dev->wait, !atomic_read(&dev->local_cnt));
+}
+
+static unsigned int lat_bucket(u64 ns)
+{
+	u64 us = div_u64(ns, NSEC_PER_USEC);
+
+	if (!us)
+		return 0;
+	return min_t(unsigned int, ilog2(us), BSR_LAT_BUCKETS - 1);
+}
+
+static void account_done(struct bsr_req *req, struct bio *master)
+{
+	struct bsr_dev_stats *st = &req->dev->stats;
+	ktime_t now = ktime_get();
+	u64 mlat = ktime_to_ns(ktime_sub(now, req->start));
+	u64 llat = req->submitted ? ktime_to_ns(ktime_sub(now, req->lstart)) : 0;
+
+	switch (bio_op(master)) {
+	case REQ_OP_READ:
+		atomic64_inc(&st->read_ios);
+		atomic64_add(req->nr_sectors, &st->read_sectors);
+		break;
+	case REQ_OP_DISCARD:
+	case REQ_OP_WRITE_ZEROES:
+		atomic64_inc(&st->discard_ios);
+		break;
+	default:
+		if (master->bi_opf & REQ_PREFLUSH)
+			atomic64_inc(&st->flush_ios);
+		if (req->nr_sectors) {
+			atomic64_inc(&st->write_ios);
+			atomic64_add(req->nr_sectors, &st->write_sectors);
+		}
+	}
+	atomic64_add(mlat, &st->master_lat_ns);
+	atomic64_inc(&st->master_hist[lat_bucket(mlat)]);
+	if (req->submitted) {
+		atomic64_add(llat, &st->local_lat_ns);
+		atomic64_inc(&st->local_hist[lat_bucket(llat)]);
+	}
+	atomic64_inc(&st->completed_ios);
+}
+
+static void bsr_end_io(struct bio *clone)
+{
+	struct bsr_req *req = container_of(clone, struct bsr_req, clone);
+	struct bsr_device *dev = req->dev;
+	struct bio *master = req->master;
+
+	if (req->submitted)
+		atomic_dec(&dev->stats.lower_pending);
+	if (req->in_al)
+		bsr_al_complete_io(dev->backing, req->sector, req->nr_sectors);
+	if (clone->bi_status) {
+		atomic64_inc(&dev->stats.io_errors);
+		if (READ_ONCE(dev->io_error_detach))
+			bsr_dev_io_error(dev);
+	}
+	master->bi_status = clone->bi_status;
+	account_done(req, master);
+	bio_end_io_acct(master, req->acct_start);
+	bio_put(clone);
+	bio_endio(master);
+	bsr_put_ldev(dev);
+	if (atomic_dec_and_test(&dev->stats.upper_pending))
+		wake_up_all(&dev->wait);
+}
+
+static void submit_local(struct bsr_req *req)
+{
+	req->submitted = true;
+	req->lstart = ktime_get();
+	atomic_inc(&req->dev->stats.lower_pending);
+	submit_bio_noacct(&req->clone);
+}
+
+/* Runs on dev->submit_wq: activity log, then down to the backing disk. */
+void bsr_submit_work(struct work_struct *w)
+{
+	struct bsr_device *dev = container_of(w, struct bsr_device,
+					      submit_work);
+	struct blk_plug plug;
+	struct bio_list list;
+	struct bio *clone;
+	int err;
+
+	spin_lock_irq(&dev->submit_lock);
+	list = dev->submit_list;
+	bio_list_init(&dev->submit_list);
+	spin_unlock_irq(&dev->submit_lock);
+
+	blk_start_plug(&plug);
+	while ((clone = bio_list_pop(&list))) {
+		struct bsr_req *req = container_of(clone, struct bsr_req, clone);
+
+		err = bsr_al_begin_io(dev->backing, req->sector,
+				      req->nr_sectors);
+		if (err) {
+			clone->bi_status = errno_to_blk_status(err);
+			bsr_end_io(clone);
+			continue;
+		}
+		req->in_al = true;
+		submit_local(req);
+	}
+	blk_finish_plug(&plug);
+}
+
+static void fail_bio(struct bsr_device *dev, struct bio *bio)
+{
+	atomic64_inc(&dev->stats.io_errors);
+	bio_io_error(bio);
+}
+
+/* disk-flushes=no: the admin says the backing disk needs no flushes. */
+static bool strip_flush(struct bsr_device *dev, struct bio *bio)
+{
+	if (!(bio->bi_opf & REQ_PREFLUSH) || READ_ONCE(dev->disk_flushes))
+		return false;
+	bio->bi_opf &= ~REQ_PREFLUSH;
+	if (bio_sectors(bio) || bio_op(bio) != REQ_OP_WRITE)
+		return false;
+	atomic64_inc(&dev->stats.flush_ios);
+	bio_endio(bio);
+	return true;
+}
+
+void bsr_submit_bio(struct bio *bio)
+{
+	struct bsr_device *dev = bio->bi_bdev->bd_disk->private_data;
+	struct bsr_resource *res = dev->resource;
+	struct bsr_req *req;
+	struct bio *clone;
+	ktime_t start = ktime_get();
+
+	if (READ_ONCE(res->susp))
+		wait_event(res->susp_wait, !READ_ONCE(res->susp));
+	if (!bsr_get_ldev(dev)) {
+		fail_bio(dev, bio);
+		return;
+	}
+	if (strip_flush(dev, bio)) {
+		bsr_put_ldev(dev);
+		return;
+	}
+	clone = bio_alloc_clone(bsr_backing_bdev(dev->backing), bio, GFP_NOIO,
+				&dev->bio_set);
+	if (!clone) {
+		bsr_put_ldev(dev);
+		fail_bio(dev, bio);
+		return;
+	}
+	atomic_inc(&dev->stats.upper_pending);
+	req = container_of(clone, struct bsr_req, clone);
+	req->dev = dev;
+	req->master = bio;
+	req->start = start;
+	req->sector = bio->bi_iter.bi_sector;
+	req->nr_sectors = bio_sectors(bio);
+	req->in_al = false;
+	req->submitted = false;
+	req->acct_start = bio_start_io_acct(bio);
+	clone->bi_end_io = bsr_end_io;
+	clone->bi_private = req;
+
+	if (op_is_write(bio_op(bio)) && req->nr_sectors) {
+		spin_lock_irq(&dev->submit_lock);
+		bio_list_add(&dev->submit_list, clone);
+		spin_unlock_irq(&dev->submit_lock);
+		queue_work(dev->submit_wq, &dev->submit_work);
+		return;
+	}
+	submit_local(req);
+}

@@ -78,7 +78,7 @@ class EventClock:
 
 def _is_regular(path: str) -> bool:
     try:
-        return stat.S_ISREG(os.stat(path).st_mode)
+        return stat.S_ISREG(os.fstat(0).st_mode if path == "-" else os.stat(path).st_mode)
     except OSError:
         return False
 
@@ -94,7 +94,7 @@ class Events2Source:
         self.command = command
         self.period = period
         if clock == "auto":
-            clock = "event" if path not in (None, "-") and _is_regular(path) else "wall"
+            clock = "event" if path is not None and _is_regular(path) else "wall"
         self.clock = clock
         self.lines = 0
         self.bad_lines = 0
@@ -120,12 +120,13 @@ class Events2Source:
 
     async def _from_path(self) -> AsyncIterator[Item]:
         assert self.path is not None
-        if self.path == "-":
+        if self.path == "-" and not stat.S_ISREG(os.fstat(0).st_mode):
             reader = await _stdin_reader()
             async for item in self._from_reader(reader):
                 yield item
             return
-        with open(self.path, "rb") as f:
+        src = os.fdopen(os.dup(0), "rb") if self.path == "-" else open(self.path, "rb")
+        with src as f:
             clock = EventClock(self.period) if self.clock == "event" else None
             for n, raw in enumerate(f):
                 for item in self._line(raw, clock):

@@ -103,6 +103,7 @@ class FileSet:
         self.stats = WriterStats()
         self._open: OrderedDict[str, IO[str]] = OrderedDict()
         self._sizes: dict[str, int] = {}
+        self._dirs: dict[str, set[str]] = {}  # current files per directory
         self._max_open = _fd_budget()
 
     def close(self) -> None:
@@ -127,19 +128,28 @@ class FileSet:
             f.write(header)
             size = len(header)
         self._sizes[rel] = size
+        self._dirs.setdefault(os.path.dirname(rel), set()).add(rel)
         self._open[rel] = f
         while len(self._open) > self._max_open:
             _, old = self._open.popitem(last=False)
             old.close()
         return f
 
+    def file_limit(self, directory: str) -> int:
+        """Size at which a file of ``directory`` rotates: the configured limit,
+        lowered so that every current file of the directory plus one rotated
+        file fit in the budget."""
+        n = len(self._dirs.get(directory, ())) or 1
+        return max(256, min(self.limits.file_size, self.limits.total_size // (n + 1)))
+
     def write_batch(self, batch: list[Entry]) -> None:
         """Append every line; raises OSError (nothing is retried)."""
         touched: dict[str, IO[str]] = {}
         try:
             for rel, header, line in batch:
-                if self._sizes.get(rel, 0) + len(line) > self.limits.file_size \
-                        and rel in self._sizes and self._sizes[rel] > len(header):
+                size = self._sizes.get(rel)
+                if size is not None and size > len(header) and \
+                        size + len(line) > self.file_limit(os.path.dirname(rel)):
                     self._flush(touched)
                     self._rotate(rel)
                 f = self._file(rel, header)
@@ -181,18 +191,24 @@ class FileSet:
         self.stats.rotations += 1
         if self.limits.compress and not rel.endswith("events.log"):
             dest = compress(dest)
-        self.enforce_budget(cur.parent)
+        d = os.path.dirname(rel)
+        n = len(self._dirs.get(d, ())) or 1
+        self.enforce_budget(cur.parent, self.limits.total_size - n * self.file_limit(d))
 
-    def enforce_budget(self, directory: Path) -> None:
-        """Remove the oldest rotated files until the directory fits its budget
-        (current files are never removed)."""
+    def enforce_budget(self, directory: Path, rotated_budget: int | None = None) -> None:
+        """Remove the oldest rotated files until they fit ``rotated_budget``
+        (default: until the whole directory fits the total budget); current
+        files are never removed."""
         try:
             entries = [p for p in directory.iterdir() if p.is_file()]
         except FileNotFoundError:
             return
-        total = sum(_size(p) for p in entries)
         rotated = sorted((p for p in entries if _is_rotated(p)), key=_age_key)
-        while total > self.limits.total_size and rotated:
+        if rotated_budget is None:
+            total, budget = sum(_size(p) for p in entries), self.limits.total_size
+        else:
+            total, budget = sum(_size(p) for p in rotated), rotated_budget
+        while total > budget and rotated:
             victim = rotated.pop(0)
             total -= _size(victim)
             try:

@@ -79,6 +79,9 @@ void bsr_al_complete_io(struct bsr_backing *b, sector_t sector,
  * from any context; counts are in sectors.
  */
 int bsr_bm_slot(struct bsr_backing *b, u32 peer_node_id);	/* -ENOENT */
+/* Like bsr_bm_slot(), but a new peer gets the first free slot (may sleep,
+ * writes the superblock); -ENOSPC when all max-peers slots are taken. */
+int bsr_bm_slot_assign(struct bsr_backing *b, u32 peer_node_id);
 void bsr_bm_set(struct bsr_backing *b, int slot, sector_t sector,
 		unsigned int nr);
 void bsr_bm_clear(struct bsr_backing *b, int slot, sector_t sector,
@@ -93,5 +96,15 @@ int bsr_bm_write_dirty(struct bsr_backing *b);	/* may sleep */
  */
 int bsr_md_new_current_uuid(struct bsr_backing *b, bool clear_bitmap);
 int bsr_md_change_flags(struct bsr_backing *b, u32 set, u32 clear);
+
+/* Per-peer record of bitmap slot @slot: bitmap UUID and BSR_PEER_* flags. */
+#define BSR_PEER_CONNECTED	(1U << 0)
+#define BSR_PEER_OUTDATED	(1U << 1)
+#define BSR_PEER_FULL_SYNC	(1U << 2)
+#define BSR_PEER_DEVICE_SEEN	(1U << 3)
+int bsr_md_peer_get(struct bsr_backing *b, int slot, u32 *node_id,
+		    u64 *bitmap_uuid, u32 *flags);
+int bsr_md_peer_update(struct bsr_backing *b, int slot, u64 bitmap_uuid,
+		       u32 flags);	/* may sleep, writes the superblock */
 
 #endif /* _BSR_META_H */

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import re
 import sys
 from typing import Callable, TextIO
 
@@ -20,7 +21,7 @@ from bsr import abi
 from bsr.netlink import BsrError, BsrNetlink, ModuleNotLoaded
 from bsr.setup import show, status
 from bsr.setup.args import PROG, UsageError, build_parser
-from bsr.setup.commands import build_request
+from bsr.setup.commands import build_request, resolve_minor
 from bsr.setup.events import Events2, Events2Options, Netlink, StdinPoll
 
 EXIT_OK = 0
@@ -38,8 +39,14 @@ def userland_version() -> str:
 
 
 def error_text(label: str, e: BsrError) -> str:
-    """``r0: State change failed: (-2) Need access to UpToDate data``."""
+    """``r0: State change failed: (-2) Need access to UpToDate data``.
+
+    The kernel's text is ``[CATEGORY: ]REASON`` or ``OBJECT: REASON``; an
+    object prefix (one word, or ``minor N``) is replaced by our own label.
+    """
     head, sep, tail = e.text.partition(": ")
+    if sep and (" " not in head or re.fullmatch(r"minor \d+", head)):
+        return f"{label}: Failure: ({-e.errno}) {tail}"
     if sep:
         return f"{label}: {head}: ({-e.errno}) {tail}"
     return f"{label}: Failure: ({-e.errno}) {e.text}"
@@ -95,6 +102,7 @@ def _main(argv: list[str] | None, netlink: Callable[[], Netlink], io: _Ctx) -> i
     req = build_request(ns)  # argument errors before touching the kernel
     nl = netlink()
     try:
+        resolve_minor(nl, req)
         reply = nl.request(req.cmd, minor=req.minor, **req.structs)
     except BsrError as e:
         return io.fail(error_text(req.label, e), EXIT_KERNEL)

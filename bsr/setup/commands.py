@@ -10,11 +10,12 @@ minor in the message header.
 from __future__ import annotations
 
 import argparse
+import errno
 from dataclasses import dataclass, field
 from typing import Any
 
 from bsr import abi
-from bsr.netlink import encode_addr
+from bsr.netlink import BsrError, encode_addr
 from bsr.setup.args import UsageError, collect, spec
 from bsr.units import parse_value
 
@@ -138,6 +139,26 @@ _PEER_VOLUME = {
     "stop-verify": "STOP_OV", "invalidate-remote": "INVAL_PEER",
     "pause-sync": "PAUSE_SYNC", "resume-sync": "RESUME_SYNC",
 }
+
+
+# Device-level commands the kernel addresses by resource: the minor is
+# looked up in the device list and sent as a ctx (resource + volume).
+_BY_RESOURCE = ("SUSPEND_IO", "RESUME_IO")
+
+
+def resolve_minor(nl: Any, req: Request) -> None:
+    """Add the ctx of ``req.minor`` for commands addressed by resource.
+
+    Raises BsrError(ENODEV) when no device has that minor.
+    """
+    if req.cmd not in _BY_RESOURCE:
+        return
+    for m in nl.dump("GET_DEVICES"):
+        ctx = m.structs.get("ctx", {})
+        if m.minor == req.minor and ctx.get("res_name"):
+            req.structs["ctx"] = {"res_name": ctx["res_name"], "volume": int(ctx.get("volume", 0))}
+            return
+    raise BsrError(errno.ENODEV, f"minor {req.minor}: no such device")
 
 
 def _check_path(what: str, path: str) -> None:

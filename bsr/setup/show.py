@@ -1,18 +1,11 @@
 """``bsrsetup show``: the configuration the kernel has in force.
 
-Source: the ``GET_CONFIG`` dump, one message per object.  A message is
-classified by what it carries:
-
-=========================================  ==============
-carries                                    object
-=========================================  ==============
-``res_opts``                               resource
-``disk_conf``, or ctx volume without peer  device (minor in the header;
-                                           no ``disk_conf`` = diskless)
-``net_conf``                               connection
-``peer_device_conf``                       peer device
-ctx ``my_addr`` + ``peer_addr``            path
-=========================================  ==============
+Source: the ``GET_CONFIG`` dump (one message per resource, device,
+connection and peer device) plus the ``GET_PATHS`` dump.  A message is
+classified by the struct it carries: ``res_opts`` resource, ``disk_conf``
+device (minor in the header; an empty ``backing_dev`` means diskless),
+``net_conf`` connection, ``peer_device_conf`` peer device, ``path_info``
+path (addresses in the ctx).
 
 ``--json`` prints the contract bsradm adjust reads (docs/bsrsetup.md):
 option dicts keyed by ``Field.key``, values in ABI base units, enums as
@@ -70,18 +63,21 @@ def collect(msgs: list[Message]) -> list[_Res]:
         if "res_opts" in s:
             res.node_id = s["res_opts"].get("node_id", res.node_id)
             res.options.update(s["res_opts"])
-        elif "my_addr" in ctx and "peer_addr" in ctx:
-            c = _conn(res, ctx)
-            c.paths.append((decode_addr(bytes(ctx["my_addr"])),
-                            decode_addr(bytes(ctx["peer_addr"]))))
+        elif "disk_conf" in s:
+            vol = int(ctx.get("volume", 0))
+            disk = dict(s["disk_conf"]) if s["disk_conf"].get("backing_dev") else None
+            res.volumes[vol] = _Volume(vol, m.minor, disk)
         elif "peer_device_conf" in s:
             _conn(res, ctx).peer_devices[int(ctx.get("volume", 0))] = dict(s["peer_device_conf"])
         elif "net_conf" in s:
             _conn(res, ctx).net.update(s["net_conf"])
-        elif "disk_conf" in s or ("volume" in ctx and "peer_node_id" not in ctx):
-            vol = int(ctx.get("volume", 0))
-            disk = dict(s["disk_conf"]) if "disk_conf" in s else None
-            res.volumes[vol] = _Volume(vol, m.minor, disk)
+        elif "path_info" in s:
+            try:
+                pair = (decode_addr(bytes(ctx.get("my_addr", b""))),
+                        decode_addr(bytes(ctx.get("peer_addr", b""))))
+            except ValueError:
+                continue
+            _conn(res, ctx).paths.append(pair)
     return [out[k] for k in sorted(out)]
 
 
@@ -240,7 +236,7 @@ def _conn_text(c: _Conn, show_defaults: bool) -> list[str]:
 
 def load(nl: Netlink, resource: str | None) -> list[_Res]:
     ctx = {"ctx": {"res_name": resource}} if resource else {}
-    res = collect(nl.dump("GET_CONFIG", **ctx))
+    res = collect(nl.dump("GET_CONFIG", **ctx) + nl.dump("GET_PATHS", **ctx))
     if resource:
         res = [r for r in res if r.name == resource]
     return res

@@ -97,8 +97,7 @@ def test_set_defaults_sends_every_option():
 
 @pytest.mark.parametrize("argv,cmd,minor", [
     (["del-minor", "4"], "DEL_MINOR", 4), (["detach", "4", "--force"], "DETACH", 4),
-    (["invalidate", "4"], "INVALIDATE", 4), (["suspend-io", "4"], "SUSPEND_IO", 4),
-    (["resume-io", "4"], "RESUME_IO", 4), (["outdate", "4"], "OUTDATE", 4),
+    (["invalidate", "4"], "INVALIDATE", 4), (["outdate", "4"], "OUTDATE", 4),
     (["new-current-uuid", "4", "--clear-bitmap"], "NEW_C_UUID", 4),
     (["resize", "4", "--size=1G"], "RESIZE", 4),
     (["connect", "r0", "1", "--discard-my-data"], "CONNECT", abi.MINOR_NONE),
@@ -216,3 +215,21 @@ def test_events2_now_through_main():
                           FakeNetlink({"GET_INITIAL_STATE": [initial_state()]}))
     assert rc == 0 and out.splitlines()[-1] == "exists -"
     assert nl.closed
+
+
+def test_suspend_io_finds_the_resource_of_the_minor():
+    from test_setup_fakes import device
+    nl = FakeNetlink({"GET_DEVICES": [[device("r0", 0, 0), device("r7", 2, 4)]]})
+    rc, _, err, _ = call(["suspend-io", "4"], nl)
+    assert rc == 0, err
+    req = [c for c in nl.calls if c[0] == "request"][0]
+    assert req[1:3] == ("SUSPEND_IO", 4) and req[3]["ctx"] == {"res_name": "r7", "volume": 2}
+    rc, _, err, _ = call(["resume-io", "5"], nl)
+    assert (rc, err) == (1, "minor:5: Failure: (-19) no such device\n")
+
+
+def test_kernel_object_prefix_is_replaced_by_our_label():
+    nl = FakeNetlink(fail=BsrError(2, "r0: no such resource"))
+    assert call(["primary", "r0"], nl)[2] == "r0: Failure: (-2) no such resource\n"
+    nl = FakeNetlink(fail=BsrError(19, "minor 3: no such device"))
+    assert call(["detach", "3"], nl)[2] == "minor:3: Failure: (-19) no such device\n"

@@ -106,12 +106,14 @@ def config_msgs():
             "backing_dev": "/dev/vdb", "meta_dev": "/dev/vdb", "meta_dev_idx": -1,
             "disk_size": 0, "on_io_error": 1, "al_extents": 6001, "al_updates": 1,
             "disk_flushes": 1, "md_flushes": 1}}),
-        Message("GET_CONFIG", minor=1, structs={"ctx": {**ctx, "volume": 1}}),
+        Message("GET_CONFIG", minor=1, structs={"ctx": {**ctx, "volume": 1}, "disk_conf": {
+            "backing_dev": "", "meta_dev": "", "meta_dev_idx": -1, "al_extents": 6001}}),
         Message("GET_CONFIG", structs={"ctx": pctx, "net_conf": {
             "shared_secret": "s3cret", "cram_hmac_alg": "sha256", "wire_protocol": 3,
             "timeout": 60, "on_congestion": 1, "sndbuf_size": 0, "tcp_cork": 1}}),
-        Message("GET_CONFIG", structs={"ctx": {**pctx, "my_addr": encode_addr(
-            "ipv4:198.18.0.1:7789"), "peer_addr": encode_addr("ipv4:198.18.0.2:7789")}}),
+        Message("GET_PATHS", structs={"ctx": {**pctx, "my_addr": encode_addr(
+            "ipv4:198.18.0.1:7789"), "peer_addr": encode_addr("ipv4:198.18.0.2:7789")},
+            "path_info": {"established": 0}}),
         Message("GET_CONFIG", structs={"ctx": {**pctx, "volume": 0}, "peer_device_conf": {
             "resync_rate": 40960, "c_plan_ahead": 20, "bitmap": 1}}),
     ]
@@ -168,10 +170,13 @@ def test_show_text_with_defaults_marks_them():
 
 def test_show_through_main():
     out = io.StringIO()
-    nl = FakeNetlink({"GET_CONFIG": [config_msgs()]})
+    nl = FakeNetlink({"GET_CONFIG": [config_msgs()[:4] + config_msgs()[5:]],
+                      "GET_PATHS": [config_msgs()[4:5]]})
     assert main(["show", "r0", "--json"], netlink=lambda: nl, stdout=out,
                 stderr=io.StringIO()) == 0
-    assert json.loads(out.getvalue())[0]["resource"] == "r0"
+    (r,) = json.loads(out.getvalue())
+    assert r["resource"] == "r0" and r["connections"][0]["paths"][0]["local"] == \
+        "ipv4:198.18.0.1:7789"
     assert nl.calls[0][:2] == ("dump", "GET_CONFIG")
 
 

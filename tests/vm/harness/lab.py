@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,9 +110,23 @@ class Lab:
         return (nic.ipv4 if family == 4 else nic.ipv6).split("/")[0]
 
     def boot(self) -> "Lab":
-        for g in self.nodes:
-            if not g.alive:
+        """Boot the nodes that are down, in parallel."""
+        down = [g for g in self.nodes if not g.alive]
+        errors: list[BaseException] = []
+
+        def boot_one(g: Guest) -> None:
+            try:
                 g.boot()
+            except BaseException as e:  # re-raised below in the caller's thread
+                errors.append(e)
+
+        threads = [threading.Thread(target=boot_one, args=(g,)) for g in down]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
         self._apply_qdisc()
         return self
 

@@ -187,6 +187,20 @@ def bsr_ko(kernel_env: KernelEnv) -> Path:
 
 
 @pytest.fixture(scope="session")
+def warnmod_ko(kernel_env: KernelEnv) -> Path:
+    """tests/vm/warnmod/bsr_warnmod.ko: WARN()s when loaded (harness self-test)."""
+    src = Path(__file__).resolve().parents[1] / "warnmod"
+    failure = ""
+    try:
+        build_module(kernel_env, src)
+    except RuntimeError as e:
+        failure = str(e)
+    if failure:
+        pytest.fail(failure, pytrace=False)
+    return src / "bsr_warnmod.ko"
+
+
+@pytest.fixture(scope="session")
 def vm_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("vm")
 

@@ -65,6 +65,7 @@ class Store:
     bad_lines: int = 0
     lines: int = 0
     generation: int = 0
+    event_total: int = 0  # log entries ever added (the log itself is bounded)
     seen_live: bool = False  # a create/change arrived: the dump is over even without "exists -"
     rebuilding: State | None = None  # after a source restart: the new dump, until complete
     _last: dict[tuple[Kind, tuple[str, ...]], dict[str, str]] = field(default_factory=dict)
@@ -170,6 +171,7 @@ class Store:
 
     def log(self, text: str, level: str = "info", when: datetime | None = None) -> None:
         self.events.append(LogEntry(when or datetime.now().astimezone(), text, level))
+        self.event_total += 1
         self.generation += 1
 
     @property

@@ -1,0 +1,1 @@
+"""Screens of bsrwatch, one per file."""

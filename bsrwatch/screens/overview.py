@@ -1,0 +1,121 @@
+"""Overview: status line, every resource, the event log pane, the key footer."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input, RichLog, Static
+
+from bsrwatch.actions import Target
+from bsrwatch.severity import Severity
+from bsrwatch.store import LogEntry
+from bsrwatch.view import Overview
+from bsrwatch.widgets.resource_list import DISK_W, STATE_W, ResourceList
+
+_LOG_STYLE = {"info": "", "warning": "yellow", "alert": "bold red"}
+
+
+def status_text(ov: Overview, pattern: str, problems_only: bool) -> Text:
+    t = Text("bsrwatch ", style="bold")
+    if not ov.ready:
+        t.append("waiting for the initial state ", style="italic")
+    else:
+        t.append(f"{ov.total} resources ")
+        for sev, style in ((Severity.alert, "bold red"), (Severity.warning, "yellow")):
+            if ov.counts.get(sev):
+                t.append(f"{ov.counts[sev]} {sev.name} ", style=style)
+    if problems_only:
+        t.append("[problems only] ", style="reverse")
+    if pattern:
+        t.append(f"[filter {pattern}] ", style="reverse")
+    t.append("| ", style="dim")
+    t.append(ov.status_text, style="" if ov.status_ok else "bold red")
+    return t
+
+
+def format_log(e: LogEntry) -> Text:
+    return Text(f"{e.when:%H:%M:%S} {e.text}", style=_LOG_STYLE.get(e.level, ""))
+
+
+class OverviewScreen(Screen[None]):
+    BINDINGS = [
+        Binding("slash", "filter", "filter"),
+        Binding("exclamation_mark", "problems", "problems"),
+        Binding("l", "toggle_log", "log", show=False),
+        Binding("escape", "clear_filter", "clear filter", show=False),
+    ]
+
+    def __init__(self, ascii_only: bool) -> None:
+        super().__init__()
+        self.ascii_only = ascii_only
+        self.pattern = ""
+        self.problems_only = False
+        self._shown_events = 0
+        self.last: Overview | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="status")
+        yield Static(id="heading")
+        yield ResourceList(ascii_only=self.ascii_only, id="resources")
+        yield Input(placeholder="filter: substring or glob, Enter to apply, Esc to clear",
+                    id="filter")
+        with Vertical(id="logpane"):
+            yield RichLog(id="eventlog", max_lines=500, wrap=False, markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.query_one(ResourceList).focus()
+
+    def show(self, ov: Overview, events: list[LogEntry], total_events: int) -> None:
+        self.last = ov
+        lst = self.query_one(ResourceList)
+        name_w = min(max([len(r.name) for r in ov.resources] + [12]) + 2, 28)
+        self.query_one("#heading", Static).update(Text(
+            f"  {'RESOURCE / PEER / VOLUME':<{name_w}} {'ROLE/STATE':<{STATE_W}} "
+            f"{'DISK/PEER':<{DISK_W}} DETAIL", style="bold"))
+        self.query_one("#status", Static).update(status_text(ov, self.pattern, self.problems_only))
+        lst.show(ov)
+        log = self.query_one("#eventlog", RichLog)
+        new = total_events - self._shown_events
+        for e in events[max(len(events) - new, 0):] if new > 0 else []:
+            log.write(format_log(e))
+        self._shown_events = total_events
+
+    def current_target(self) -> Target | None:
+        return self.query_one(ResourceList).current_target()
+
+    # -- keys ---------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.value = self.pattern
+        box.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.pattern = event.value.strip()
+        event.input.display = False
+        self.query_one(ResourceList).focus()
+        self.app.refresh_view(force=True)  # type: ignore[attr-defined]
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = False
+        self.pattern = ""
+        self.query_one(ResourceList).focus()
+        self.app.refresh_view(force=True)  # type: ignore[attr-defined]
+
+    def action_problems(self) -> None:
+        self.problems_only = not self.problems_only
+        self.app.refresh_view(force=True)  # type: ignore[attr-defined]
+
+    def action_toggle_log(self) -> None:
+        pane = self.query_one("#logpane")
+        pane.display = not pane.display
+
+    def on_resource_list_opened(self, msg: ResourceList.Opened) -> None:
+        self.app.open_detail(msg.target.resource)  # type: ignore[attr-defined]

@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-PYTEST := $(PY) -m pytest -p no:cacheprovider -ra
+# every test bounded (guest boots included) so a hang cannot stall CI
+PYTEST := $(PY) -m pytest -p no:cacheprovider -ra --timeout=1200
 # Guest kernel: newest installed image that also has build headers
 # (never `uname -r`: the host's kernel is not the guest's).
 KVER ?= $(shell tools/kver.sh)

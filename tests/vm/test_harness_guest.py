@@ -26,7 +26,7 @@ def test_command_over_its_bound_is_killed_in_the_guest(guest: Guest) -> None:
         guest.run("echo started; sleep 300", timeout=2)
     assert time.monotonic() - start < 20
     # the killed process group is gone
-    assert guest.run("pgrep -x sleep", timeout=10).rc == 1
+    assert guest.run("busybox pgrep -x sleep", timeout=10).rc == 1
 
 
 def test_background_command_runs_alongside_foreground(guest: Guest) -> None:

@@ -17,7 +17,9 @@ from bsr.events2 import format_event
 from bsr.model import IDENTITY_KEYS, Event, Kind, State, Verb
 
 from bsrmon.sampler import Sampler, Values
-from bsrmon.series import SeriesKey, format_line
+from functools import lru_cache
+
+from bsrmon.series import SeriesKey, format_line, format_time
 from bsrmon.writer import Entry
 
 EVENTS_LOG = "events.log"
@@ -49,6 +51,11 @@ class Reset:
 
 
 Item = Event | Tick | Reset
+
+
+@lru_cache(maxsize=65536)
+def _rel(key: SeriesKey) -> str:
+    return f"{PERFMON}/{key.relpath()}"
 
 
 def local_naive(t: datetime) -> datetime:
@@ -115,7 +122,8 @@ class Collector:
         if ev.verb is Verb.destroy:
             self._logged.pop(oid, None)
             return format_event(ev, timestamps=True)
-        state = {k: v for k, v in ev.fields.items() if k in keys}
+        f = ev.fields
+        state = {k: f[k] for k in keys if k in f}
         known = self._logged.setdefault(oid, {})
         if ev.verb is Verb.change and all(known.get(k) == v for k, v in state.items()):
             return None
@@ -141,7 +149,9 @@ class Collector:
         self.last_tick = t
         self.ticks += 1
         batch: list[Entry] = []
+        stamp = format_time(t)
+        latest = self.latest
         for key, values in self._sampler.sample(self.state, t, module):
-            self.latest[key] = (t, values)
-            batch.append((f"{PERFMON}/{key.relpath()}", key.header(), format_line(t, values)))
+            latest[key] = (t, values)
+            batch.append((_rel(key), key.header(), format_line(stamp, values)))
         self.submit(batch)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import gc
 import json
 import logging
 import os
@@ -25,7 +26,7 @@ from typing import Any
 from bsrmon import prometheus
 from bsrmon.collector import Collector, Tick
 from bsrmon.config import Config, ConfigError, parse_listen
-from bsrmon.series import TYPES
+from bsrmon.series import TYPES, sort_key
 from bsrmon.writer import Limits, Writer
 
 log = logging.getLogger("bsrmon")
@@ -110,6 +111,10 @@ class Daemon:
         return w
 
     async def run(self) -> int:
+        # Long-lived objects (modules, the state) need no cyclic GC passes;
+        # collect rarely: the per-period garbage is acyclic.
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 100)
         self._stop = asyncio.Event()
         pid = PidFile(self.cfg.pid_file) if self.control else None
         if pid is not None:
@@ -162,8 +167,10 @@ class Daemon:
         await asyncio.to_thread(self.writer.stop)
 
     async def _read_source(self) -> None:
-        async for item in self.source.items():
-            self.collector.handle(item)
+        handle = self.collector.handle
+        async for items in self.source.items():
+            for item in items:
+                handle(item)
 
     async def _tick_loop(self) -> None:
         while True:
@@ -288,7 +295,7 @@ class Daemon:
 
     def show(self) -> list[dict[str, Any]]:
         out = []
-        for key in sorted(self.collector.latest):
+        for key in sorted(self.collector.latest, key=sort_key):
             t, values = self.collector.latest[key]
             cols = TYPES[key.type].columns
             out.append({

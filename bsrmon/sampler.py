@@ -19,6 +19,7 @@ for the open last bucket), both clamped so that min <= avg <= max.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable
@@ -42,6 +43,7 @@ def _int(obj: Any, key: str) -> int | None:
     return n if n >= 0 else None
 
 
+@lru_cache(maxsize=4096)
 def parse_hist(text: str | None) -> tuple[int, ...] | None:
     """``"0,3,17,..."`` -> bucket counts (None when absent or damaged)."""
     if not text:

@@ -27,9 +27,10 @@ from __future__ import annotations
 import gzip
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 FORMAT_VERSION = 1
 TIME_FMT = "%Y-%m-%d_%H:%M:%S"
@@ -103,9 +104,13 @@ TYPES: dict[str, SeriesType] = {t.name: t for t in (
 )}
 
 
-@dataclass(frozen=True, order=True)
-class SeriesKey:
-    """Which file a sample goes to."""
+def sort_key(k: "SeriesKey") -> tuple[str, str, int, int]:
+    return (k.resource, k.type, -1 if k.volume is None else k.volume,
+            -1 if k.peer is None else k.peer)
+
+
+class SeriesKey(NamedTuple):
+    """Which file a sample goes to (a tuple: cheap to hash, sorts naturally)."""
 
     type: str
     resource: str = ""
@@ -113,25 +118,35 @@ class SeriesKey:
     peer: int | None = None
 
     def relpath(self) -> str:
-        if not self.resource:
-            return f"{GLOBAL_DIR}/{self.type}"
-        parts = []
-        if self.volume is not None:
-            parts.append(f"vnr{self.volume}")
-        if self.peer is not None:
-            parts.append(f"peer{self.peer}")
-        parts.append(self.type)
-        return f"{self.resource}/" + "_".join(parts)
+        return _relpath(self)
 
     def header(self) -> str:
-        t = TYPES[self.type]
-        ident = [f"# bsrmon {FORMAT_VERSION} {self.type} {self.resource or '-'}"]
-        if self.volume is not None:
-            ident.append(f"vnr={self.volume}")
-        if self.peer is not None:
-            ident.append(f"peer={self.peer}")
-        cols = " ".join(f"{c.name}[{c.unit}]" for c in t.columns)
-        return " ".join(ident) + f"\n# time {cols}\n"
+        return _header(self)
+
+
+@lru_cache(maxsize=65536)
+def _relpath(key: SeriesKey) -> str:
+    if not key.resource:
+        return f"{GLOBAL_DIR}/{key.type}"
+    parts = []
+    if key.volume is not None:
+        parts.append(f"vnr{key.volume}")
+    if key.peer is not None:
+        parts.append(f"peer{key.peer}")
+    parts.append(key.type)
+    return f"{key.resource}/" + "_".join(parts)
+
+
+@lru_cache(maxsize=65536)
+def _header(key: SeriesKey) -> str:
+    t = TYPES[key.type]
+    ident = [f"# bsrmon {FORMAT_VERSION} {key.type} {key.resource or '-'}"]
+    if key.volume is not None:
+        ident.append(f"vnr={key.volume}")
+    if key.peer is not None:
+        ident.append(f"peer={key.peer}")
+    cols = " ".join(f"{c.name}[{c.unit}]" for c in t.columns)
+    return " ".join(ident) + f"\n# time {cols}\n"
 
 
 _NAME_RE = re.compile(r"^(?:vnr(\d+)_)?(?:peer(\d+)_)?([a-z_]+?)(?:\.\d{8}-\d{6}(?:-\d+)?(?:\.gz)?)?$")
@@ -167,15 +182,26 @@ def parse_time(s: str) -> datetime:
 def _fmt(v: float | int | None) -> str:
     if v is None:
         return "-"
-    if isinstance(v, int):
+    if v.__class__ is int:
         return str(v)
-    if v == int(v) and abs(v) < 1e15:
-        return str(int(v))
-    return f"{v:.3f}".rstrip("0").rstrip(".")
+    r = round(v, 3)
+    if r.is_integer() and abs(r) < 1e15:
+        return str(int(r))
+    return repr(r)
 
 
-def format_line(t: datetime, values: tuple[float | int | None, ...]) -> str:
-    return format_time(t) + " " + " ".join(_fmt(v) for v in values) + "\n"
+def format_line(t: datetime | str, values: tuple[float | int | None, ...]) -> str:
+    """One data line; ``t`` may be given preformatted (one tick, many lines)."""
+    ts = t if isinstance(t, str) else format_time(t)
+    out = [ts]
+    for v in values:
+        if v is None:
+            out.append("-")
+        elif v.__class__ is int:
+            out.append(str(v))
+        else:
+            out.append(_fmt(v))
+    return " ".join(out) + "\n"
 
 
 @dataclass
@@ -239,4 +265,4 @@ def list_keys(perfmon: Path) -> list[SeriesKey]:
             k = key_from_path(p, perfmon)
             if k is not None:
                 keys.add(k)
-    return sorted(keys)
+    return sorted(keys, key=sort_key)

@@ -1,6 +1,7 @@
 """Where events and statistics come from.
 
-A source is an async iterator of :data:`bsrmon.collector.Item`: events
+A source is an async iterator of lists of :data:`bsrmon.collector.Item`
+(whatever arrived together, so the loop wakes once per batch): events
 (:class:`bsr.model.Event`), :class:`Tick` (time to sample) and
 :class:`Reset` (the source restarted).  Everything after the source is the
 same code path.
@@ -39,6 +40,7 @@ from bsrmon.collector import Item, Reset, Tick
 log = logging.getLogger("bsrmon")
 
 RESTART_DELAY_S = 2.0
+MAX_LINE = 1 << 20
 
 
 class EventClock:
@@ -106,64 +108,73 @@ class Events2Source:
     def describe(self) -> str:
         return f"events2 command {self.command!r}" if self.command else f"events2 {self.path}"
 
-    async def items(self) -> AsyncIterator[Item]:
+    async def items(self) -> AsyncIterator[list[Item]]:
         if self.command is not None:
             while True:
-                async for item in self._from_command():
-                    yield item
+                async for items in self._from_command():
+                    yield items
                 log.warning("events command exited; restarting in %.0f s", RESTART_DELAY_S)
                 await asyncio.sleep(RESTART_DELAY_S)
-                yield Reset("events command restarted")
+                yield [Reset("events command restarted")]
         else:
-            async for item in self._from_path():
-                yield item
+            async for items in self._from_path():
+                yield items
 
-    async def _from_path(self) -> AsyncIterator[Item]:
+    async def _from_path(self) -> AsyncIterator[list[Item]]:
         assert self.path is not None
         if self.path == "-" and not stat.S_ISREG(os.fstat(0).st_mode):
             reader = await _stdin_reader()
-            async for item in self._from_reader(reader):
-                yield item
+            async for items in self._from_reader(reader):
+                yield items
             return
         src = os.fdopen(os.dup(0), "rb") if self.path == "-" else open(self.path, "rb")
         with src as f:
             clock = EventClock(self.period) if self.clock == "event" else None
-            for n, raw in enumerate(f):
-                for item in self._line(raw, clock):
-                    yield item
-                if n % 2000 == 1999:
-                    await asyncio.sleep(0)
+            out: list[Item] = []
+            for raw in f:
+                out += self._line(raw, clock)
+                if len(out) >= 2000:
+                    yield out
+                    out = []
             if clock is not None and (t := clock.final()) is not None:
-                yield t
+                out.append(t)
+            yield out
 
-    async def _from_command(self) -> AsyncIterator[Item]:
+    async def _from_command(self) -> AsyncIterator[list[Item]]:
         assert self.command is not None
         proc = await asyncio.create_subprocess_shell(
-            self.command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            limit=1 << 20)
+            self.command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE)
         assert proc.stdout is not None
         try:
-            async for item in self._from_reader(proc.stdout):
-                yield item
+            async for items in self._from_reader(proc.stdout):
+                yield items
         finally:
             if proc.returncode is None:
                 proc.terminate()
             await proc.wait()
 
-    async def _from_reader(self, reader: asyncio.StreamReader) -> AsyncIterator[Item]:
+    async def _from_reader(self, reader: asyncio.StreamReader) -> AsyncIterator[list[Item]]:
+        """Whatever arrived, a chunk at a time (one wake-up per batch of lines)."""
         clock = EventClock(self.period) if self.clock == "event" else None
+        rest = b""
         while True:
-            try:
-                raw = await reader.readline()
-            except ValueError:  # a line longer than the limit: skip it
-                self.bad_lines += 1
-                continue
-            if not raw:
+            chunk = await reader.read(1 << 16)
+            if not chunk:
                 break
-            for item in self._line(raw, clock):
-                yield item
+            *lines, rest = (rest + chunk).split(b"\n")
+            if len(rest) > MAX_LINE:  # garbage without newlines: drop it
+                self.bad_lines += 1
+                rest = b""
+            out: list[Item] = []
+            for raw in lines:
+                out += self._line(raw, clock)
+            if out:
+                yield out
+        out = self._line(rest, clock) if rest.strip() else []
         if clock is not None and (t := clock.final()) is not None:
-            yield t
+            out.append(t)
+        if out:
+            yield out
 
     def _line(self, raw: bytes, clock: EventClock | None) -> list[Item]:
         self.lines += 1
@@ -183,7 +194,7 @@ class Events2Source:
 
 async def _stdin_reader() -> asyncio.StreamReader:
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=1 << 20)
+    reader = asyncio.StreamReader(limit=MAX_LINE)
     proto = asyncio.StreamReaderProtocol(reader)
     await loop.connect_read_pipe(lambda: proto, os.fdopen(os.dup(0), "rb", buffering=0))
     return reader
@@ -213,7 +224,7 @@ class KernelSource:
     def stop(self) -> None:
         self._stop.set()
 
-    async def items(self) -> AsyncIterator[Item]:
+    async def items(self) -> AsyncIterator[list[Item]]:
         loop = asyncio.get_running_loop()
         q: asyncio.Queue[Item | BaseException | None] = asyncio.Queue()
 
@@ -225,12 +236,18 @@ class KernelSource:
         th.start()
         try:
             while True:
-                item = await q.get()
-                if item is None:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
+                batch = [await q.get()]
+                while not q.empty():
+                    batch.append(q.get_nowait())
+                out: list[Item] = []
+                for item in batch:
+                    if item is None:
+                        yield out
+                        return
+                    if isinstance(item, BaseException):
+                        raise item
+                    out.append(item)
+                yield out
         finally:
             self._stop.set()
 

@@ -101,12 +101,13 @@ class FakeNetlink:
 
     def __init__(self, dumps: dict[str, list[list[Message]]] | None = None,
                  batches: list[list[Message]] | None = None,
-                 fail: BsrError | None = None, clock: Any = None) -> None:
+                 fail: BsrError | None = None, clock: Any = None, step: float = 0.0) -> None:
         self.dumps = dumps or {}
         self.batches = list(batches or [])
         self.fail = fail
         self.calls: list[tuple[Any, ...]] = []
         self.clock = clock
+        self.step = step  # seconds the clock advances after each notification
         self.closed = False
 
     def subscribe(self) -> None:
@@ -136,6 +137,8 @@ class FakeNetlink:
         batch = self.batches.pop(0)
         for m in batch:
             yield m
+            if self.clock is not None:
+                self.clock.advance(self.step)
         if self.clock is not None:
             self.clock.advance(timeout or 0)
 

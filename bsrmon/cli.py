@@ -175,7 +175,10 @@ def _source(cfg: Config, args: argparse.Namespace) -> Any:
 def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
     from bsrmon.daemon import AlreadyRunning, Daemon
     try:
-        return asyncio.run(Daemon(cfg, _source(cfg, args), control=not args.no_control).run())
+        pinned = frozenset(n for n in ("file_path", "listen", "period")
+                           if getattr(args, n, None) is not None)
+        return asyncio.run(Daemon(cfg, _source(cfg, args), control=not args.no_control,
+                                  pinned=pinned).run())
     except AlreadyRunning as e:
         print(f"bsrmon: {e}", file=sys.stderr)
         return EXIT_ERROR

@@ -25,7 +25,7 @@ from typing import Any
 
 from bsrmon import prometheus
 from bsrmon.collector import Collector, Tick
-from bsrmon.config import Config, ConfigError, parse_listen
+from bsrmon.config import SETTABLE, Config, ConfigError, load, parse_listen
 from bsrmon.series import TYPES, sort_key
 from bsrmon.writer import Limits, Writer
 
@@ -93,6 +93,7 @@ class Daemon:
     cfg: Config
     source: Any  # Events2Source | KernelSource (bsrmon.sources)
     control: bool = True
+    pinned: frozenset[str] = frozenset()  # keys given on the command line: kept on reload
     started: float = field(default_factory=time.time)
     collector: Collector = field(init=False)
     writer: Writer = field(init=False)
@@ -124,6 +125,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
         rc = 0
         try:
             if self.control:
@@ -144,7 +146,7 @@ class Daemon:
                 t.cancel()
         finally:
             await self._shutdown()
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             if pid is not None:
                 pid.release()
@@ -199,6 +201,24 @@ class Daemon:
             asyncio.get_running_loop().run_in_executor(None, old_writer.stop)
         if new.listen != old.listen:
             asyncio.ensure_future(self._restart_http(new.listen))
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the config file and apply what changed."""
+        if self.cfg.source is None:
+            log.info("reload: no config file in use")
+            return
+        try:
+            new = load(self.cfg.source)
+        except ConfigError as e:
+            log.error("reload: %s (keeping the running settings)", e)
+            return
+        for key in SETTABLE:
+            name = key.replace("-", "_")
+            if name in self.pinned:
+                continue
+            if getattr(new, name) != getattr(self.cfg, name):
+                self.apply(key, getattr(new, name))
+                log.info("reload: %s = %s", key, self.cfg.get(key))
 
     async def _start_http(self, listen: str) -> None:
         host, port = parse_listen(listen)

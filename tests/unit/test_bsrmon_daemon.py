@@ -122,3 +122,17 @@ def _group_alive(pgid: int) -> bool:
         return True
     except ProcessLookupError:
         return False
+
+
+def test_sighup_rereads_the_config_file(daemon: Path) -> None:
+    pid = int((daemon / "run/bsrmon.pid").read_text())
+    (daemon / "bsrmon.toml").write_text('period = 0.2\ntypes = ["network"]\n')
+    os.kill(pid, signal.SIGHUP)
+    wait_for(lambda: bsrmon(daemon, "get", "types").stdout == "network\n")
+    (daemon / "bsrmon.toml").write_text("period = nonsense\n")
+    os.kill(pid, signal.SIGHUP)
+    time.sleep(0.5)
+    from bsrmon.daemon import running_pid
+    assert running_pid(daemon / "run/bsrmon.pid") == pid  # a bad file keeps it running...
+    (daemon / "bsrmon.toml").write_text("period = 0.2\n")  # (no SIGHUP: just for our CLI)
+    assert bsrmon(daemon, "get", "types").stdout == "network\n"  # ...with its settings

@@ -1,0 +1,152 @@
+"""bsrsetup against the real module: the single-node acceptance sequence.
+
+create-md -> new-resource/new-minor/attach -> primary --force -> mkfs/mount ->
+files with known checksums -> umount -> secondary -> detach -> attach ->
+primary -> mount -> checksums match, with two ``events2 --statistics
+--timestamps`` listeners running through all of it.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from bsr.events2 import parse_line
+from bsr.model import Kind, State, Verb
+from harness import Guest
+
+pytestmark = pytest.mark.vm
+
+LISTEN = ("setsid bsrsetup events2 --statistics --timestamps > {out} 2>&1 < /dev/null & "
+          "echo $! > {out}.pid; cat {out}.pid")
+# generous: guests run under TCG on a shared, busy host
+T = 300
+TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d\d:\d\d ")
+
+
+@pytest.fixture(scope="module")
+def _setup_guest(make_guest) -> Guest:
+    return make_guest("setup", disks_mb=[96], memory="1G").boot()
+
+
+@pytest.fixture
+def node(_setup_guest: Guest, bsr_ko) -> Guest:
+    g = _setup_guest
+    if not g.alive:
+        g.boot()
+    g.run("umount /mnt/bsr 2>/dev/null; bsrsetup down r0", timeout=T)
+    g.rmmod("bsr")
+    g.insmod(bsr_ko)
+    yield g
+    if g.alive:
+        g.run("kill $(cat /tmp/ev*.pid) 2>/dev/null; rm -f /tmp/ev*.pid; "
+              "umount /mnt/bsr 2>/dev/null; bsrsetup down r0",
+              timeout=T)
+        g.rmmod("bsr")
+
+
+def _dump_md(g: Guest, disk: str) -> dict[str, str]:
+    out = g.check(f"bsrmeta 0 v1 {disk} internal dump-md", timeout=T).stdout
+    fields = {}
+    for line in out.splitlines():
+        k, _, v = line.strip().rstrip(";").partition(" ")
+        fields.setdefault(k, v)
+    return fields
+
+
+def _events(text: str) -> list[str]:
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    for ln in lines:
+        assert TS.match(ln), f"no timestamp: {ln!r}"
+    return [TS.sub("", ln) for ln in lines]
+
+
+def test_acceptance_sequence_through_the_clis(node: Guest) -> None:
+    g = node
+    disk = g.spec.disks[0].device
+    pids = [g.check(LISTEN.format(out=f"/tmp/ev{i}"), timeout=T).stdout.strip() for i in (1, 2)]
+    g.check("sleep 2", timeout=T)
+
+    g.check(f"bsrmeta --force 0 v1 {disk} internal create-md --max-peers=1 "
+            "--peer-node-ids=1", timeout=T)
+    g.check(f"bsrsetup new-resource r0 0 && bsrsetup new-minor r0 0 0 && "
+            f"bsrsetup attach 0 {disk} {disk} internal", timeout=T)
+    assert g.check("bsrsetup dstate 0", timeout=T).stdout.split("/")[0].strip() == "Inconsistent"
+
+    r = g.run("bsrsetup primary r0", timeout=T)
+    assert r.rc == 1 and r.stderr.startswith("r0: "), (r.rc, r.stderr)
+    g.check("bsrsetup primary --force r0", timeout=T)
+    assert g.check("bsrsetup role r0", timeout=T).stdout.strip() == "Primary"
+    status = g.check("bsrsetup status r0", timeout=T).stdout
+    assert status.splitlines()[:2] == ["r0 role:Primary", "  disk:UpToDate"], status
+
+    g.check("mkfs.ext4 -q -F /dev/bsr0 && mkdir -p /mnt/bsr && mount /dev/bsr0 /mnt/bsr",
+            timeout=T)
+    g.check("for i in 1 2 3; do head -c 3M /dev/urandom > /mnt/bsr/f$i; done; sync",
+            timeout=T)
+    sums = g.check("cd /mnt/bsr && sha256sum f1 f2 f3", timeout=T).stdout
+    g.check("umount /mnt/bsr && bsrsetup secondary r0", timeout=T)
+
+    r = g.run("mount /dev/bsr0 /mnt/bsr", timeout=T)
+    assert r.rc != 0, "a Secondary must not be mountable"
+    assert r.stderr.strip(), "mount of a Secondary must say why"
+
+    g.check("bsrsetup detach 0", timeout=T)
+    assert g.check("bsrsetup dstate 0", timeout=T).stdout.strip() == "Diskless"
+    md = _dump_md(g, disk)
+    assert md.get("current-uuid", "0x0") not in ("0x0", "0x0000000000000000"), md
+
+    g.check(f"bsrsetup attach 0 {disk} {disk} internal && bsrsetup primary r0", timeout=T)
+    g.check("mount /dev/bsr0 /mnt/bsr", timeout=T)
+    assert g.check("cd /mnt/bsr && sha256sum f1 f2 f3", timeout=T).stdout == sums
+
+    shown = json.loads(g.check("bsrsetup show r0 --json", timeout=T).stdout)
+    assert shown[0]["resource"] == "r0" and shown[0]["node-id"] == 0
+    assert shown[0]["volumes"][0]["disk"]["backing-dev"] == disk
+    assert shown[0]["volumes"][0]["disk"]["meta-dev"] == "internal"
+    now = g.check("bsrsetup events2 --now --statistics r0", timeout=T).stdout.splitlines()
+    assert now[-1] == "exists -" and now[0].startswith("exists resource name:r0 role:Primary")
+
+    g.check("umount /mnt/bsr && bsrsetup secondary r0 && bsrsetup down r0", timeout=T)
+    g.check("sleep 2", timeout=T)
+    g.check("kill " + " ".join(pids))
+    ev1 = _events(g.check("cat /tmp/ev1").stdout)
+    ev2 = _events(g.check("cat /tmp/ev2").stdout)
+
+    assert ev1[0] == "exists -", ev1[:3]
+    # both listeners saw the same events with the same counters
+    assert ev1 == ev2
+    st = State()
+    seen = []
+    for line in ev1:
+        ev = parse_line(line)
+        assert ev is not None, line
+        st.apply(ev)
+        seen.append((ev.verb, ev.kind))
+    for want in [(Verb.create, Kind.resource), (Verb.create, Kind.device),
+                 (Verb.change, Kind.device), (Verb.change, Kind.resource),
+                 (Verb.destroy, Kind.device), (Verb.destroy, Kind.resource)]:
+        assert want in seen, f"{want} missing from\n" + "\n".join(ev1)
+    assert not any("skipped" in ln for ln in ev1)
+    roles = [ln for ln in ev1 if ln.startswith("change resource") and "role:Primary" in ln]
+    assert roles, "\n".join(ev1)
+    written = [int(m.group(1)) for ln in ev1 for m in [re.search(r" written:(\d+)", ln)] if m]
+    assert written and max(written) >= 9 * 1024, written  # the three 3 MiB files at least
+    assert not st.resources, "everything was destroyed"
+
+
+def test_kernel_errors_and_usage_errors_exit_codes(node: Guest, bsr_ko) -> None:
+    g = node
+    r = g.run("bsrsetup primary nope", timeout=T)
+    assert (r.rc, r.stderr.strip()) == (1, "nope: Failure: (-2) no such resource")
+    r = g.run("bsrsetup status nope", timeout=T)
+    assert r.rc == 10 and "nope: No such resource" in r.stderr
+    r = g.run("bsrsetup attach 0 /dev/vdb /dev/vdb internal --al-extents=70000", timeout=T)
+    assert r.rc == 20 and "--al-extents: 70000 is out of range 67..65534" in r.stderr
+    out = g.check("bsrsetup --version", timeout=T).stdout
+    assert re.search(r"bsr module: \S+ \(ABI 1", out), out
+    g.rmmod("bsr")
+    r = g.run("bsrsetup status", timeout=T)
+    assert r.rc == 20 and "generic netlink family" in r.stderr, (r.rc, r.stderr)
+    g.insmod(bsr_ko)

@@ -233,3 +233,27 @@ def test_kernel_object_prefix_is_replaced_by_our_label():
     assert call(["primary", "r0"], nl)[2] == "r0: Failure: (-2) no such resource\n"
     nl = FakeNetlink(fail=BsrError(19, "minor 3: no such device"))
     assert call(["detach", "3"], nl)[2] == "minor:3: Failure: (-19) no such device\n"
+
+
+def test_every_option_bsradm_can_pass_is_accepted():
+    """The contract with bsradm: Option.cli() of every value bsradm may send parses."""
+    from bsr.config import schema
+    cases = [
+        (["new-resource", "r0", "0"], {**schema.RES_OPTIONS}),
+        (["attach", "0", "/dev/vdb", "/dev/vdb", "internal"], schema.DISK_ONLY),
+        (["new-peer", "r0", "1", "--_name=b"], schema.NET_OPTIONS),
+        (["peer-device-options", "r0", "1", "0"], schema.PEER_DEVICE_OPTIONS),
+    ]
+    for argv, options in cases:
+        args = []
+        for opt in options.values():
+            values = [opt.default] if opt.default is not None else []
+            if opt.kind is schema.Kind.ENUM:
+                values = list(opt.choices)
+            elif opt.kind is schema.Kind.FLAG:
+                values = [True, False]
+            elif opt.kind is schema.Kind.INT:
+                values += [v for v in (opt.min, opt.max) if v is not None]
+            args += [opt.cli(v) for v in values]
+        rc, _, err, _ = call(argv + args)
+        assert rc == 0, (argv, err)

@@ -123,11 +123,18 @@ class Collector:
             self._logged.pop(oid, None)
             return format_event(ev, timestamps=True)
         f = ev.fields
-        state = {k: f[k] for k in keys if k in f}
-        known = self._logged.setdefault(oid, {})
-        if ev.verb is Verb.change and all(known.get(k) == v for k, v in state.items()):
+        known = self._logged.get(oid)
+        if known is None:
+            known = self._logged[oid] = {}
+        changed = False
+        for k in keys:
+            v = f.get(k)
+            if v is not None and known.get(k) != v:
+                known[k] = v
+                changed = True
+        if not changed and ev.verb is Verb.change:
             return None
-        known.update(state)
+        state = {k: f[k] for k in keys if k in f}
         idkeys = IDENTITY_KEYS[ev.kind]
         fields = {k: v for k, v in ev.fields.items() if k in idkeys}
         fields.update(state)

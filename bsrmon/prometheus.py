@@ -117,7 +117,8 @@ def render(state: State, extra: dict[str, float] | None = None) -> str:
             x.add("bsr_device_client", "gauge", "Intentionally diskless", lab, int(d.client))
     for cn in state.connections.values():
         lab = {"name": cn.name, "peer_node_id": cn.peer_node_id, "conn_name": cn.conn_name or ""}
-        c = _counters_connection(cn, state.peer_devices_of(cn.name, cn.peer_node_id))
+        c = _counters_connection(
+            cn, lambda cn=cn: state.peer_devices_of(cn.name, cn.peer_node_id))
         x.enum("bsr_connection_state", "Connection state", lab, ConnState, cn.connection, "state")
         x.enum("bsr_connection_role", "Role of the peer", lab, Role, cn.peer_role, "role")
         if cn.congested is not None:

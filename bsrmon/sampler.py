@@ -22,7 +22,7 @@ import os
 from functools import lru_cache
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from bsr.abi import LAT_BUCKETS
 from bsr.model import Connection, Device, PeerDevice, State, counter_delta
@@ -43,6 +43,35 @@ def _int(obj: Any, key: str) -> int | None:
     return n if n >= 0 else None
 
 
+def _ints(extra: dict[str, str], names: tuple[tuple[str, str], ...],
+          out: dict[str, Any]) -> dict[str, Any]:
+    """Counters from extension keys: ``out[name] = int(extra[key])`` (None
+    when absent, negative or not a number)."""
+    get = extra.get
+    for name, key in names:
+        v = get(key)
+        if v is not None:
+            try:
+                n = int(v)
+                v = n if n >= 0 else None
+            except ValueError:
+                v = None
+        out[name] = v
+    return out
+
+
+_DEVICE_KEYS = (
+    ("read_ios", "read-ios"), ("write_ios", "write-ios"), ("al_hits", "al-hits"),
+    ("al_misses", "al-misses"), ("al_starving", "al-starving"),
+    ("local_lat_ns", "local-lat-ns"), ("master_lat_ns", "master-lat-ns"),
+    ("completed_ios", "completed-ios"), ("io_errors", "io-errors"), ("al_used", "al-used"),
+)
+_PEER_DEVICE_KEYS = (
+    ("repl_sent_kib", "repl-sent"), ("rs_sent_kib", "rs-sent"), ("acked_ios", "acked-ios"),
+    ("net_lat_ns", "net-lat-ns"),
+)
+
+
 @lru_cache(maxsize=4096)
 def parse_hist(text: str | None) -> tuple[int, ...] | None:
     """``"0,3,17,..."`` -> bucket counts (None when absent or damaged)."""
@@ -56,47 +85,40 @@ def parse_hist(text: str | None) -> tuple[int, ...] | None:
 
 
 def _counters_device(d: Device) -> dict[str, Any]:
-    return {
+    ex = d.extra
+    return _ints(ex, _DEVICE_KEYS, {
         "read_kib": d.read_kib,
         "write_kib": d.written_kib,
-        "read_ios": _int(d, "read-ios"),
-        "write_ios": _int(d, "write-ios"),
-        "al_hits": _int(d, "al-hits"),
-        "al_misses": _int(d, "al-misses"),
-        "al_starving": _int(d, "al-starving"),
         "al_writes": d.al_writes,
         "bm_writes": d.bm_writes,
-        "local_lat_ns": _int(d, "local-lat-ns"),
-        "master_lat_ns": _int(d, "master-lat-ns"),
-        "completed_ios": _int(d, "completed-ios"),
-        "io_errors": _int(d, "io-errors"),
-        "local_hist": parse_hist(d.extra.get("local-lat-hist")),
-        "master_hist": parse_hist(d.extra.get("master-lat-hist")),
-        # gauges
-        "al_used": _int(d, "al-used"),
+        "local_hist": parse_hist(ex.get("local-lat-hist")),
+        "master_hist": parse_hist(ex.get("master-lat-hist")),
         "upper_pending": d.upper_pending,
         "lower_pending": d.lower_pending,
-    }
+    })
 
 
 def _counters_peer_device(p: PeerDevice) -> dict[str, Any]:
-    return {
+    return _ints(p.extra, _PEER_DEVICE_KEYS, {
         "sent_kib": p.sent_kib,
-        "repl_sent_kib": _int(p, "repl-sent"),
-        "rs_sent_kib": _int(p, "rs-sent"),
-        "acked_ios": _int(p, "acked-ios"),
-        "net_lat_ns": _int(p, "net-lat-ns"),
         "pending": p.pending,
         "unacked": p.unacked,
         "oos_kib": p.out_of_sync_kib,
-    }
+    })
 
 
-def _counters_connection(c: Connection, pds: Iterable[PeerDevice]) -> dict[str, Any]:
+@lru_cache(maxsize=65536)
+def _key(typ: str, res: str, vol: int | None, peer: int | None) -> SeriesKey:
+    return SeriesKey(typ, res, vol, peer)
+
+
+def _counters_connection(c: Connection,
+                         peer_devices: Callable[[], Iterable[PeerDevice]]) -> dict[str, Any]:
     sent = _int(c, "sent-bytes")
     recv = _int(c, "recv-bytes")
     if sent is None or recv is None:
         # events2 without bsr keys: the peer devices' KiB counters
+        pds = list(peer_devices())
         s_kib = [p.sent_kib for p in pds]
         r_kib = [p.received_kib for p in pds]
         if sent is None and s_kib and None not in s_kib:
@@ -192,7 +214,8 @@ class Sampler:
             prev = self._step(("p", key), t, cur, seen)
             out += self._peer_device(p, t, prev, cur, want)
         for key, c in state.connections.items():
-            cur = _counters_connection(c, state.peer_devices_of(c.name, c.peer_node_id))
+            cur = _counters_connection(
+                c, lambda c=c: state.peer_devices_of(c.name, c.peer_node_id))
             prev = self._step(("c", key), t, cur, seen)
             out += self._connection(c, t, prev, cur, want)
         if "memstat" in want:
@@ -217,7 +240,7 @@ class Sampler:
     def _device(self, d: Device, t: datetime, prev: _Prev | None, cur: dict[str, Any],
                 want: set[str]) -> list[tuple[SeriesKey, Values]]:
         out: list[tuple[SeriesKey, Values]] = []
-        k = (lambda typ: SeriesKey(typ, d.name, d.volume))
+        k = (lambda typ: _key(typ, d.name, d.volume, None))
         if "io_pending" in want:
             out.append((k("io_pending"), self._gauges(cur, "upper_pending", "lower_pending", "al_used")))
         if prev is None:
@@ -249,7 +272,7 @@ class Sampler:
         if prev is None:
             return []
         out: list[tuple[SeriesKey, Values]] = []
-        k = (lambda typ: SeriesKey(typ, pd.name, pd.volume, pd.peer_node_id))
+        k = (lambda typ: _key(typ, pd.name, pd.volume, pd.peer_node_id))
         dt = (t - prev.t).total_seconds()
         p = prev.counters
         ms = round(dt * 1000)
@@ -274,7 +297,7 @@ class Sampler:
     def _connection(self, c: Connection, t: datetime, prev: _Prev | None,
                     cur: dict[str, Any], want: set[str]) -> list[tuple[SeriesKey, Values]]:
         out: list[tuple[SeriesKey, Values]] = []
-        k = (lambda typ: SeriesKey(typ, c.name, None, c.peer_node_id))
+        k = (lambda typ: _key(typ, c.name, None, c.peer_node_id))
         if "sendbuf" in want:
             out.append((k("sendbuf"), self._gauges(
                 cur, "sndbuf_fill", "sndbuf_size", "ap_in_flight", "rs_in_flight")))

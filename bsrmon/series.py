@@ -191,16 +191,18 @@ def _fmt(v: float | int | None) -> str:
 
 
 def format_line(t: datetime | str, values: tuple[float | int | None, ...]) -> str:
-    """One data line; ``t`` may be given preformatted (one tick, many lines)."""
-    ts = t if isinstance(t, str) else format_time(t)
-    out = [ts]
+    """One data line; ``t`` may be given preformatted (one tick, many lines).
+    Floats keep at most three decimals, integral values print as integers."""
+    out = [t if isinstance(t, str) else format_time(t)]
+    add = out.append
     for v in values:
         if v is None:
-            out.append("-")
+            add("-")
         elif v.__class__ is int:
-            out.append(str(v))
+            add(str(v))
         else:
-            out.append(_fmt(v))
+            txt = "%.3f" % v
+            add(txt.rstrip("0").rstrip(".") if "e" not in txt else txt)
     return " ".join(out) + "\n"
 
 

@@ -97,6 +97,7 @@ class Task:
     rc: int | None = None
     output: str = ""
     seconds: float = 0.0
+    quiet: bool = False  # a background query, not an admin action
 
     @property
     def command(self) -> str:
@@ -123,8 +124,8 @@ class TaskRunner:
     tasks: list[Task] = field(default_factory=list)
     _next: int = 1
 
-    async def run(self, argv: list[str]) -> Task:
-        task = Task(self._next, argv, datetime.now().astimezone())
+    async def run(self, argv: list[str], *, quiet: bool = False) -> Task:
+        task = Task(self._next, argv, datetime.now().astimezone(), quiet=quiet)
         self._next += 1
         self.tasks.append(task)
         del self.tasks[:-self.keep]

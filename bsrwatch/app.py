@@ -20,6 +20,7 @@ from textual.widgets import Input
 from bsrwatch.actions import TaskRunner, Task, action_for_key
 from bsrwatch.screens.confirm import ConfirmScreen
 from bsrwatch.screens.detail import DetailScreen
+from bsrwatch.screens.events import EventLogScreen
 from bsrwatch.screens.help import HelpScreen
 from bsrwatch.screens.overview import OverviewScreen
 from bsrwatch.screens.tasks import TaskLogScreen
@@ -46,6 +47,7 @@ class BsrWatchApp(App[None]):
         _act("P", "primary --force", False), _act("i", "invalidate", False),
         _act("I", "invalidate-remote", False), _act("D", "discard-my-data", False),
         Binding("t", "tasks", "tasks"),
+        Binding("e", "events", "events", show=False),
         Binding("question_mark", "help", "help"),
         Binding("T", "toggle_theme", "theme", show=False),
         Binding("q", "quit", "quit"),
@@ -93,6 +95,8 @@ class BsrWatchApp(App[None]):
             top.show(self.store)
         elif isinstance(top, TaskLogScreen):
             top.show(self.runner.tasks)
+        elif isinstance(top, EventLogScreen):
+            top.show(list(self.store.events))
 
     # -- screens --------------------------------------------------------------
 
@@ -105,7 +109,7 @@ class BsrWatchApp(App[None]):
         argv = [*shlex.split(self.settings.show_command), scr.resource]
 
         async def load() -> None:
-            task = await self.runner.run(argv)
+            task = await self.runner.run(argv, quiet=True)
             out = task.output.strip()
             scr.options = out if task.rc == 0 else f"{task.command}: {task.result}\n{out}"
             if scr.is_mounted:
@@ -119,6 +123,14 @@ class BsrWatchApp(App[None]):
         scr = TaskLogScreen()
         self.push_screen(scr)
         scr.call_after_refresh(scr.show, self.runner.tasks)
+
+    def action_events(self) -> None:
+        if isinstance(self.screen, EventLogScreen):
+            self.pop_screen()
+            return
+        scr = EventLogScreen()
+        self.push_screen(scr)
+        scr.call_after_refresh(scr.show, list(self.store.events))
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -160,7 +172,7 @@ class BsrWatchApp(App[None]):
         self.push_screen(ConfirmScreen(argv, action.help, typed), done)
 
     def _task_changed(self, task: Task) -> None:
-        if task.state.value != "running":
+        if task.state.value != "running" and not task.quiet:
             sev = "information" if task.rc == 0 else "error"
             self.notify(f"{task.command}: {task.result}", severity=sev)  # type: ignore[arg-type]
             self.store.log(f"ran {task.command}: {task.result}",

@@ -29,7 +29,8 @@ def _num(v: object) -> str:
 
 
 def _table(*cols: str) -> Table:
-    t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold", expand=False)
+    t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold", expand=False,
+              padding=(0, 2, 0, 0))
     for c in cols:
         t.add_column(c, no_wrap=True)
     return t
@@ -59,24 +60,28 @@ def render_detail(store: Store, rv: ResourceView, ascii_only: bool, options: str
     for reason in rv.verdict.reasons:
         parts.append(Text(f"  {g.arrow} {reason}", style=_SEV_STYLE[rv.severity]))
 
-    vt = _table("vol", "minor", "disk", "size", "read/s", "write/s", "al-writes", "pending",
-                "backing device")
+    vt = _table("vol", "disk", "size", "read/s", "write/s", "al-writes", "pending")
+    devices: list[Text] = []
     for v in rv.volumes:
         dev = st.devices.get((name, str(v.volume)))
         pend = f"{_num(dev.upper_pending)}/{_num(dev.lower_pending)}" if dev else "-"
-        vt.add_row(str(v.volume), _num(v.minor), Text(v.disk, _SEV_STYLE[v.verdict.severity]),
+        vt.add_row(str(v.volume), Text(v.disk, _SEV_STYLE[v.verdict.severity]),
                    size(v.size_kib), rate(v.read_kib_s), rate(v.write_kib_s),
-                   _num(dev.al_writes if dev else None), pend,
-                   (dev.backing_dev if dev else None) or "-")
-    parts += [Text("\nVolumes", style="bold underline"), vt]
+                   _num(dev.al_writes if dev else None), pend)
+        devices.append(Text(f"  volume {v.volume}: minor {_num(v.minor)}, backing device "
+                            f"{(dev.backing_dev if dev else None) or '-'}", style="dim"))
+    parts += [Text("\nVolumes", style="bold underline"), vt, *devices]
 
-    ct = _table("peer", "node", "connection", "peer role", "congestion", "in-flight", "paths")
-    pt = _table("peer", "vol", "replication", "peer disk", "out-of-sync", "sent/s", "recv/s",
-                "pending", "unacked", "progress")
+    ct = _table("peer", "node", "connection", "peer role", "congestion", "in-flight")
+    pt = _table("peer/vol", "replication", "peer disk", "OOS", "sent/s", "recv/s")
+    paths: list[Text] = []
+    progress: list[Text] = []
     for p in rv.peers:
-        paths = ", ".join(
-            f"{pa.local.split(':', 1)[-1]}{g.arrow}{pa.peer.split(':', 1)[-1]}"
-            f"{'' if pa.established else ' (down)'}" for pa in st.paths_of(name, p.peer_node_id))
+        for pa in st.paths_of(name, p.peer_node_id):
+            paths.append(Text(
+                f"  {p.label} path {pa.local.split(':', 1)[-1]} {g.arrow} "
+                f"{pa.peer.split(':', 1)[-1]} {'established' if pa.established else 'down'}",
+                style="dim"))
         cong = ("congested" if p.congested else "no")
         if p.sndbuf_fill is not None and p.sndbuf_size:
             cong += f", sndbuf {100.0 * p.sndbuf_fill / p.sndbuf_size:.0f}%"
@@ -84,17 +89,21 @@ def render_detail(store: Store, rv: ResourceView, ascii_only: bool, options: str
             cong = "SPLIT-BRAIN " + cong
         ct.add_row(p.label, str(p.peer_node_id),
                    Text(p.connection, "" if p.connection == "Connected" else "bold red"),
-                   p.peer_role, cong, size(p.in_flight_kib), paths or "-")
+                   p.peer_role, cong, size(p.in_flight_kib))
         for v in p.volumes:
             pd = st.peer_devices.get((name, str(p.peer_node_id), str(v.volume)))
-            prog = Text.assemble(*progress_text(v, 44, g)) if v.progress else Text("-")
-            pt.add_row(p.label, str(v.volume),
+            pt.add_row(f"{p.label}/{v.volume}",
                        Text(v.replication, _SEV_STYLE[v.verdict.severity]),
                        Text(v.peer_disk, _SEV_STYLE[v.verdict.severity]),
-                       size(v.out_of_sync_kib), rate(v.sent_kib_s), rate(v.received_kib_s),
-                       _num(pd.pending if pd else None), _num(pd.unacked if pd else None), prog)
-    parts += [Text("\nConnections", style="bold underline"), ct,
-              Text("\nPeer devices", style="bold underline"), pt]
+                       size(v.out_of_sync_kib), rate(v.sent_kib_s), rate(v.received_kib_s))
+            if pd is not None:
+                progress.append(Text(f"  {p.label}/{v.volume} pending {_num(pd.pending)}, "
+                                     f"unacked {_num(pd.unacked)}", style="dim"))
+            if v.progress is not None:
+                progress.append(Text.assemble(f"  {p.label}/{v.volume} {v.progress.kind} ",
+                                              *progress_text(v, 60, g)))
+    parts += [Text("\nConnections", style="bold underline"), ct, *paths,
+              Text("\nPeer devices", style="bold underline"), pt, *progress]
 
     dev_keys = [(Kind.device, (name, str(v.volume))) for v in rv.volumes]
     pd_keys = [(Kind.peer_device, (name, str(p.peer_node_id), str(v.volume)))

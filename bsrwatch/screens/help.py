@@ -14,7 +14,7 @@ from bsrwatch.actions import ACTIONS
 NAV_KEYS = [
     ("up/down, j/k", "move the selection"), ("PgUp/PgDn, Home/End", "page, first, last"),
     ("Enter", "resource detail"), ("/", "filter resources (substring or glob)"),
-    ("!", "problems only on/off"), ("l", "event log pane on/off"), ("t", "task log"),
+    ("!", "problems only on/off"), ("l", "event log pane on/off"), ("e", "full event log"), ("t", "task log"),
     ("T", "dark/light theme (saved)"), ("?", "this help"), ("Esc", "back / clear filter"),
     ("q", "quit"),
 ]

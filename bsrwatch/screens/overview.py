@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, RichLog, Static
+from textual.widgets import Footer, Input, Static
 
 from bsrwatch.actions import Target
 from bsrwatch.severity import Severity
@@ -63,7 +63,7 @@ class OverviewScreen(Screen[None]):
         yield Input(placeholder="filter: substring or glob, Enter to apply, Esc to clear",
                     id="filter")
         with Vertical(id="logpane"):
-            yield RichLog(id="eventlog", max_lines=500, wrap=False, markup=False)
+            yield Static(id="eventlog")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -79,11 +79,11 @@ class OverviewScreen(Screen[None]):
             f"{'DISK/PEER':<{DISK_W}} DETAIL", style="bold"))
         self.query_one("#status", Static).update(status_text(ov, self.pattern, self.problems_only))
         lst.show(ov)
-        log = self.query_one("#eventlog", RichLog)
-        new = total_events - self._shown_events
-        for e in events[max(len(events) - new, 0):] if new > 0 else []:
-            log.write(format_log(e))
-        self._shown_events = total_events
+        if total_events != self._shown_events:
+            self._shown_events = total_events
+            log = self.query_one("#eventlog", Static)
+            rows = max(log.size.height, 6)
+            log.update(Text("\n").join(format_log(e) for e in events[-rows:]))
 
     def current_target(self) -> Target | None:
         return self.query_one(ResourceList).current_target()

@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None, *,
     except KeyboardInterrupt:
         return EXIT_OK
     except BrokenPipeError:
-        _silence_stdout()
+        if io.out is sys.stdout:
+            _silence_stdout()  # so that the exit-time flush does not complain
         return EXIT_OK
 
 

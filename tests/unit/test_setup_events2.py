@@ -170,3 +170,24 @@ def test_timestamps_prefix():
     stamp, rest = lines[0].split(" ", 1)
     assert stamp[4] == "-" and stamp[10] == "T" and "." in stamp
     assert rest.startswith("exists resource")
+
+
+def test_closed_output_ends_events2_quietly():
+    from bsr.setup.cli import main
+
+    class Closed(io.StringIO):
+        def write(self, s):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    nl = FakeNetlink({"GET_INITIAL_STATE": [initial_state()]}, batches=[[]] * 3)
+    err = io.StringIO()
+    assert main(["events2"], netlink=lambda: nl, stdout=Closed(), stderr=err) == 0
+    assert err.getvalue() == ""
+
+
+def test_interrupt_ends_events2_with_status_0():
+    from bsr.setup.cli import main
+    nl = FakeNetlink({"GET_INITIAL_STATE": [initial_state()]}, batches=[])  # ^C at once
+    out = io.StringIO()
+    assert main(["events2"], netlink=lambda: nl, stdout=out, stderr=io.StringIO()) == 0
+    assert out.getvalue().splitlines()[-1] == "exists -"

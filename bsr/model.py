@@ -200,6 +200,16 @@ _FIELD_MAP: dict[Kind, dict[str, tuple[str, Callable[[str], Any]]]] = {
 }
 
 
+_IDENTITY_SETS: dict[Kind, frozenset[str]] = {k: frozenset(v) for k, v in IDENTITY_KEYS.items()}
+_TABLE_ATTRS: dict[Kind, str] = {
+    Kind.resource: "resources",
+    Kind.device: "devices",
+    Kind.connection: "connections",
+    Kind.peer_device: "peer_devices",
+    Kind.path: "paths",
+}
+
+
 @dataclass
 class _Obj:
     name: str
@@ -208,7 +218,7 @@ class _Obj:
 
     def merge(self, kind: Kind, ev: Event) -> None:
         table = _FIELD_MAP[kind]
-        ident = set(IDENTITY_KEYS[kind])
+        ident = _IDENTITY_SETS[kind]
         for k, v in ev.fields.items():
             spec = table.get(k)
             if spec is None:
@@ -349,13 +359,8 @@ class State:
     generation: int = 0  # bumps on every applied event (cheap change detection)
 
     def _table(self, kind: Kind) -> dict[tuple[str, ...], Any] | None:
-        return {
-            Kind.resource: self.resources,
-            Kind.device: self.devices,
-            Kind.connection: self.connections,
-            Kind.peer_device: self.peer_devices,
-            Kind.path: self.paths,
-        }.get(kind)
+        attr = _TABLE_ATTRS.get(kind)
+        return None if attr is None else getattr(self, attr)
 
     def clear(self) -> None:
         """Forget everything (the source restarted); keeps nothing but counters."""

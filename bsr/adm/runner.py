@@ -1,6 +1,8 @@
 """Running (or, with -d, printing) low-level command lines."""
 from __future__ import annotations
 
+import importlib
+import io
 import os
 import shlex
 import shutil
@@ -16,6 +18,9 @@ TOOLS = {
     "bsrsetup": ("BSRSETUP", "bsr.setup_cli"),
     "bsrmeta": ("BSRMETA", "bsr.meta_cli"),
 }
+# Tools whose main(argv, stdout=, stderr=, stdin=) can run inside bsradm when
+# no installed program is found: saves an interpreter start per call.
+IN_PROCESS = {"bsrsetup": "bsr.setup.cli"}
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_USAGE = 0, 1, 10, 20
 
 
@@ -40,7 +45,24 @@ class Runner:
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
 
+    def _in_process(self, argv: Argv, capture: bool) -> subprocess.CompletedProcess | None:
+        env, _ = TOOLS[argv[0]]
+        module = IN_PROCESS.get(argv[0])
+        if module is None or resolve(argv[0])[0] != sys.executable or os.environ.get(env):
+            return None
+        out = io.StringIO() if capture else self.out
+        try:
+            rc = importlib.import_module(module).main(argv[1:], stdout=out, stderr=self.err,
+                                                      stdin=io.StringIO(""))
+        except SystemExit as e:
+            rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        return subprocess.CompletedProcess(argv, rc or 0,
+                                           out.getvalue() if capture else "", "")
+
     def _exec(self, argv: Argv, capture: bool) -> subprocess.CompletedProcess:
+        done = self._in_process(argv, capture)
+        if done is not None:
+            return done
         real = resolve(argv[0]) + argv[1:]
         try:
             return subprocess.run(real, text=True, stdin=subprocess.DEVNULL,

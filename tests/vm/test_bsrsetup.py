@@ -35,13 +35,13 @@ def node(_setup_guest: Guest, bsr_ko) -> Guest:
     g = _setup_guest
     if not g.alive:
         g.boot()
-    g.run("umount /mnt/bsr 2>/dev/null; bsrsetup down r0", timeout=T)
+    g.run("umount /tmp/bsrmnt 2>/dev/null; bsrsetup down r0", timeout=T)
     g.rmmod("bsr")
     g.insmod(bsr_ko)
     yield g
     if g.alive:
         g.run("kill $(cat /tmp/ev*.pid) 2>/dev/null; rm -f /tmp/ev*.pid; "
-              "umount /mnt/bsr 2>/dev/null; bsrsetup down r0",
+              "umount /tmp/bsrmnt 2>/dev/null; bsrsetup down r0",
               timeout=T)
         g.rmmod("bsr")
 
@@ -81,14 +81,14 @@ def test_acceptance_sequence_through_the_clis(node: Guest) -> None:
     status = g.check("bsrsetup status r0", timeout=T).stdout
     assert status.splitlines()[:2] == ["r0 role:Primary", "  disk:UpToDate"], status
 
-    g.check("mkfs.ext4 -q -F /dev/bsr0 && mkdir -p /mnt/bsr && mount /dev/bsr0 /mnt/bsr",
+    g.check("mkfs.ext4 -q -F /dev/bsr0 && mkdir -p /tmp/bsrmnt && mount /dev/bsr0 /tmp/bsrmnt",
             timeout=T)
-    g.check("for i in 1 2 3; do head -c 3M /dev/urandom > /mnt/bsr/f$i; done; sync",
+    g.check("for i in 1 2 3; do head -c 3M /dev/urandom > /tmp/bsrmnt/f$i; done; sync",
             timeout=T)
-    sums = g.check("cd /mnt/bsr && sha256sum f1 f2 f3", timeout=T).stdout
-    g.check("umount /mnt/bsr && bsrsetup secondary r0", timeout=T)
+    sums = g.check("cd /tmp/bsrmnt && sha256sum f1 f2 f3", timeout=T).stdout
+    g.check("umount /tmp/bsrmnt && bsrsetup secondary r0", timeout=T)
 
-    r = g.run("mount /dev/bsr0 /mnt/bsr", timeout=T)
+    r = g.run("mount /dev/bsr0 /tmp/bsrmnt", timeout=T)
     assert r.rc != 0, "a Secondary must not be mountable"
     assert r.stderr.strip(), "mount of a Secondary must say why"
 
@@ -98,8 +98,8 @@ def test_acceptance_sequence_through_the_clis(node: Guest) -> None:
     assert md.get("current-uuid", "0x0") not in ("0x0", "0x0000000000000000"), md
 
     g.check(f"bsrsetup attach 0 {disk} {disk} internal && bsrsetup primary r0", timeout=T)
-    g.check("mount /dev/bsr0 /mnt/bsr", timeout=T)
-    assert g.check("cd /mnt/bsr && sha256sum f1 f2 f3", timeout=T).stdout == sums
+    g.check("mount /dev/bsr0 /tmp/bsrmnt", timeout=T)
+    assert g.check("cd /tmp/bsrmnt && sha256sum f1 f2 f3", timeout=T).stdout == sums
 
     shown = json.loads(g.check("bsrsetup show r0 --json", timeout=T).stdout)
     assert shown[0]["resource"] == "r0" and shown[0]["node-id"] == 0
@@ -108,7 +108,7 @@ def test_acceptance_sequence_through_the_clis(node: Guest) -> None:
     now = g.check("bsrsetup events2 --now --statistics r0", timeout=T).stdout.splitlines()
     assert now[-1] == "exists -" and now[0].startswith("exists resource name:r0 role:Primary")
 
-    g.check("umount /mnt/bsr && bsrsetup secondary r0 && bsrsetup down r0", timeout=T)
+    g.check("umount /tmp/bsrmnt && bsrsetup secondary r0 && bsrsetup down r0", timeout=T)
     g.check("sleep 2", timeout=T)
     g.check("kill " + " ".join(pids))
     ev1 = _events(g.check("cat /tmp/ev1").stdout)

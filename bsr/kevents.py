@@ -166,6 +166,7 @@ class Converter:
         self._clock = clock
         self._now = now
         self._last_seq: int | None = None
+        self.malformed = 0
         self._history: dict[tuple[str, ...], SyncHistory] = {}
 
     # -- sequence numbers -------------------------------------------------
@@ -198,8 +199,16 @@ class Converter:
 
         ``live`` messages (multicast notifications) are checked against the
         sequence; dump replies are not.  ``verb`` overrides the notify type
-        (polls print dump replies as ``change``).
+        (polls print dump replies as ``change``).  A message whose values
+        have the wrong types is counted in ``malformed`` and ignored.
         """
+        try:
+            return self._convert(msg, live, verb)
+        except (TypeError, ValueError, OverflowError, AttributeError, struct.error):
+            self.malformed += 1
+            return []
+
+    def _convert(self, msg: Message, live: bool, verb: Verb | None) -> list[Event]:
         notify = msg.structs.get("notify", {})
         out: list[Event] = []
         if live and "seq" in notify:

@@ -224,3 +224,36 @@ def test_events_merge_into_the_shared_model():
 @pytest.mark.parametrize("cmd", ["EV_HELPER", "GET_VERSION"])
 def test_other_commands_are_not_events(cmd):
     assert Converter().convert(Message(cmd, structs={"ctx": {"res_name": "r0"}})) == []
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+_STRUCTS = ["ctx", "notify", "res_info", "res_stats", "device_info", "device_stats",
+            "conn_info", "conn_stats", "peer_device_info", "peer_device_stats", "path_info"]
+_VALUES = st.one_of(st.integers(min_value=0, max_value=(1 << 64) - 1), st.text(max_size=8),
+                    st.binary(max_size=40))
+
+
+@given(st.sampled_from(["EV_RESOURCE", "EV_DEVICE", "EV_CONNECTION", "EV_PEER_DEVICE",
+                        "EV_PATH", "EV_INITIAL_DONE"]),
+       st.dictionaries(st.sampled_from(_STRUCTS),
+                       st.dictionaries(st.sampled_from(
+                           ["res_name", "volume", "peer_node_id", "conn_name", "my_addr",
+                            "peer_addr", "type", "seq", "role", "susp", "disk_state",
+                            "capacity", "repl_state", "rs_total", "rs_done", "established",
+                            "local_lat_hist", "resync_susp"]), _VALUES, max_size=6),
+                       max_size=6),
+       st.booleans())
+def test_malformed_messages_never_raise(cmd, structs, statistics):
+    conv = Converter(statistics=statistics, clock=FakeClock())
+    evs = conv.convert(Message(cmd, structs=structs), live=True)
+    for ev in evs:
+        format_event(ev)
+
+
+def test_wrongly_typed_message_is_counted_and_ignored():
+    conv = Converter()
+    assert conv.convert(Message("EV_RESOURCE", structs={"ctx": {"res_name": "r0"},
+                                                        "notify": {"type": ""}})) == []
+    assert conv.malformed == 1
+    assert len(conv.convert(resource())) == 1 and conv.malformed == 1

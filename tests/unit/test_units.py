@@ -127,3 +127,19 @@ def test_every_config_default_formats_and_parses_back():
                 continue
             v = f.default if isinstance(f.default, str) else int(f.default)
             assert parse_value(f, format_value(f, v)) == v, f.name
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+_ALL_FIELDS = [f for s in (abi.RES_OPTS, abi.DISK_CONF, abi.NET_CONF, abi.PEER_DEVICE_CONF)
+               for f in s.fields if f.type != "bin"]
+
+
+@given(st.sampled_from(_ALL_FIELDS), st.text(max_size=30))
+def test_any_text_parses_or_raises_valueerror_with_a_message(field, text):
+    try:
+        v = parse_value(field, text)
+    except ValueError as e:
+        assert str(e)
+    else:
+        assert parse_value(field, format_value(field, v)) == v

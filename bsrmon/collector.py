@@ -134,7 +134,7 @@ class Collector:
                 changed = True
         if not changed and ev.verb is Verb.change:
             return None
-        state = {k: f[k] for k in keys if k in f}
+        state = {k: v for k, v in f.items() if k in keys}  # in the event's order
         idkeys = IDENTITY_KEYS[ev.kind]
         fields = {k: v for k, v in ev.fields.items() if k in idkeys}
         fields.update(state)

@@ -7,14 +7,15 @@ dropped and counted.  Write errors (ENOSPC, EIO, ...) drop the batch too; the
 first one is logged, and again when writing works once more, with the
 number of batches lost in between.
 
-Files stay open between batches (an LRU of file objects) and are flushed
-after every batch, so a SIGKILL loses nothing already submitted and
-written.  A file whose last line was cut short by a crash is truncated back
+Files stay open between batches (an LRU of O_APPEND descriptors) and each
+batch goes to a file in one ``write()``, so a SIGKILL loses nothing already
+written and never leaves half a batch.  A file whose last line was cut short by a crash is truncated back
 to its last complete line when it is opened again.
 """
 
 from __future__ import annotations
 
+import errno
 import gzip
 import logging
 import os
@@ -26,7 +27,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Callable
+from typing import Callable
 
 log = logging.getLogger("bsrmon")
 
@@ -101,39 +102,42 @@ class FileSet:
         self.limits = limits
         self.clock = clock
         self.stats = WriterStats()
-        self._open: OrderedDict[str, IO[str]] = OrderedDict()
+        self._open: OrderedDict[str, int] = OrderedDict()  # rel -> fd (O_APPEND)
         self._sizes: dict[str, int] = {}
         self._dirs: dict[str, set[str]] = {}  # current files per directory
         self._max_open = _fd_budget()
 
     def close(self) -> None:
-        for f in self._open.values():
+        for fd in self._open.values():
             try:
-                f.close()
+                os.close(fd)
             except OSError:
                 pass
         self._open.clear()
 
-    def _file(self, rel: str, header: str) -> IO[str]:
-        f = self._open.get(rel)
-        if f is not None:
+    def _fd(self, rel: str, header: bytes) -> int:
+        fd = self._open.get(rel)
+        if fd is not None:
             self._open.move_to_end(rel)
-            return f
+            return fd
         path = self.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         repair_tail(path)
-        f = open(path, "a", encoding="utf-8")
-        size = f.tell()
-        if size == 0 and header:
-            f.write(header)
-            size = len(header)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            if size == 0 and header:
+                _write_all(fd, header, 0)
+                size = len(header)
+        except OSError:
+            os.close(fd)
+            raise
         self._sizes[rel] = size
         self._dirs.setdefault(os.path.dirname(rel), set()).add(rel)
-        self._open[rel] = f
+        self._open[rel] = fd
         while len(self._open) > self._max_open:
-            _, old = self._open.popitem(last=False)
-            old.close()
-        return f
+            os.close(self._open.popitem(last=False)[1])
+        return fd
 
     def file_limit(self, directory: str) -> int:
         """Size at which a file of ``directory`` rotates: the configured limit,
@@ -143,42 +147,31 @@ class FileSet:
         return max(256, min(self.limits.file_size, self.limits.total_size // (n + 1)))
 
     def write_batch(self, batch: list[Entry]) -> None:
-        """Append every line; raises OSError (nothing is retried)."""
-        touched: dict[str, IO[str]] = {}
-        try:
-            for rel, header, line in batch:
-                size = self._sizes.get(rel)
-                if size is not None and size > len(header) and \
-                        size + len(line) > self.file_limit(os.path.dirname(rel)):
-                    self._flush(touched)
-                    self._rotate(rel)
-                f = self._file(rel, header)
-                f.write(line)
-                self._sizes[rel] += len(line)
-                touched[rel] = f
-        finally:
-            self._flush(touched)
+        """Append every line, one write() per file; raises OSError (a file
+        that could not take all of its lines is cut back: no partial line)."""
+        grouped: dict[str, tuple[str, list[str]]] = {}
+        for rel, header, line in batch:
+            g = grouped.get(rel)
+            if g is None:
+                grouped[rel] = (header, [line])
+            else:
+                g[1].append(line)
+        for rel, (header, lines) in grouped.items():
+            data = ("".join(lines) if len(lines) > 1 else lines[0]).encode()
+            size = self._sizes.get(rel)
+            if size is not None and size > len(header) and \
+                    size + len(data) > self.file_limit(os.path.dirname(rel)):
+                self._rotate(rel)
+            fd = self._fd(rel, header.encode())
+            _write_all(fd, data, self._sizes[rel])
+            self._sizes[rel] += len(data)
         self.stats.lines += len(batch)
         self.stats.batches += 1
 
-    @staticmethod
-    def _flush(touched: dict[str, IO[str]]) -> None:
-        err: OSError | None = None
-        for f in touched.values():
-            try:
-                f.flush()
-            except OSError as e:
-                err = e
-            except ValueError:  # closed by the LRU after being flushed there
-                pass
-        touched.clear()
-        if err is not None:
-            raise err
-
     def _rotate(self, rel: str) -> None:
-        f = self._open.pop(rel, None)
-        if f is not None:
-            f.close()
+        fd = self._open.pop(rel, None)
+        if fd is not None:
+            os.close(fd)
         cur = self.root / rel
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.clock()))
         dest = cur.with_name(f"{cur.name}.{stamp}")
@@ -216,6 +209,21 @@ class FileSet:
                 self.stats.removed_files += 1
             except FileNotFoundError:
                 pass
+
+
+def _write_all(fd: int, data: bytes, size_before: int) -> None:
+    """Append ``data`` completely or not at all (short write: cut back, raise)."""
+    err: OSError | None = None
+    try:
+        if os.write(fd, data) == len(data):
+            return
+    except OSError as e:
+        err = e
+    try:
+        os.ftruncate(fd, size_before)
+    except OSError:
+        pass
+    raise err or OSError(errno.ENOSPC, "short write (disk full?)")
 
 
 def _is_rotated(p: Path) -> bool:

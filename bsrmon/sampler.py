@@ -180,6 +180,12 @@ def latency(prev: dict[str, Any], cur: dict[str, Any], which: str) -> Values:
     return lo, avg, hi
 
 
+def _interval(a: datetime, b: datetime) -> float:
+    """Seconds between samples, rounded to the millisecond the files show,
+    so that rate x dt_ms / 1000 gives back the exact counter growth."""
+    return max(1, round((b - a).total_seconds() * 1000)) / 1000
+
+
 def _sub(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else max(0.0, a - b)
 
@@ -245,7 +251,7 @@ class Sampler:
             out.append((k("io_pending"), self._gauges(cur, "upper_pending", "lower_pending", "al_used")))
         if prev is None:
             return out
-        dt = (t - prev.t).total_seconds()
+        dt = _interval(prev.t, t)
         p = prev.counters
         ms = round(dt * 1000)
         if "iostat" in want:
@@ -273,7 +279,7 @@ class Sampler:
             return []
         out: list[tuple[SeriesKey, Values]] = []
         k = (lambda typ: _key(typ, pd.name, pd.volume, pd.peer_node_id))
-        dt = (t - prev.t).total_seconds()
+        dt = _interval(prev.t, t)
         p = prev.counters
         ms = round(dt * 1000)
         if "peer_reqstat" in want:
@@ -303,7 +309,7 @@ class Sampler:
                 cur, "sndbuf_fill", "sndbuf_size", "ap_in_flight", "rs_in_flight")))
         if prev is None or "network" not in want:
             return out
-        dt = (t - prev.t).total_seconds()
+        dt = _interval(prev.t, t)
         p = prev.counters
         out.append((k("network"), (
             round(dt * 1000), _rate(p, cur, "sent_bytes", dt), _rate(p, cur, "recv_bytes", dt))))

@@ -229,7 +229,10 @@ class KernelSource:
         q: asyncio.Queue[Item | BaseException | None] = asyncio.Queue()
 
         def put(item: Item | BaseException | None) -> None:
-            loop.call_soon_threadsafe(q.put_nowait, item)
+            try:
+                loop.call_soon_threadsafe(q.put_nowait, item)
+            except RuntimeError:  # the loop is gone: we are shutting down
+                self._stop.set()
 
         th = threading.Thread(target=self._thread, args=(put,), name="bsrmon-netlink",
                               daemon=True)

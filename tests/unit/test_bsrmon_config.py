@@ -94,3 +94,14 @@ def test_config_get_formats_values() -> None:
     cfg = Config(file_size_limit=1 << 20, compress=True, types=("iostat", "ioclat"))
     assert (cfg.get("file-size-limit"), cfg.get("compress"), cfg.get("types")) == \
         ("1M", "yes", "iostat,ioclat")
+
+
+def test_non_root_defaults_use_per_user_directories(monkeypatch: pytest.MonkeyPatch) -> None:
+    import platformdirs
+
+    monkeypatch.setattr("bsrmon.config.is_root", lambda: False)
+    cfg = Config()
+    assert cfg.file_path == Path(platformdirs.user_log_dir("bsrmon"))
+    assert cfg.socket.parent == Path(platformdirs.user_runtime_dir("bsrmon"))
+    from bsrmon.config import default_config_path
+    assert default_config_path() == Path(platformdirs.user_config_dir("bsrmon")) / "bsrmon.toml"

@@ -100,6 +100,7 @@ def test_non_root_defaults_use_per_user_directories(monkeypatch: pytest.MonkeyPa
     import platformdirs
 
     monkeypatch.setattr("bsrmon.config.is_root", lambda: False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1000")
     cfg = Config()
     assert cfg.file_path == Path(platformdirs.user_log_dir("bsrmon"))
     assert cfg.socket.parent == Path(platformdirs.user_runtime_dir("bsrmon"))

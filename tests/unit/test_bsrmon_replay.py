@@ -97,3 +97,16 @@ def test_only_configured_types_are_written(tmp_path: Path) -> None:
                  "--events", str(REC)]) == 0
     files = sorted(p.name for p in (tmp_path / "log/perfmon/r0").iterdir())
     assert files == ["peer1_network", "vnr0_iostat"]
+
+
+def test_show_without_a_daemon_reads_the_last_line_of_each_file(
+        replayed: Path, capsys: pytest.CaptureFixture) -> None:
+    import json
+    sock = ["--socket", str(replayed / "none.sock")]
+    assert main(["--file-path", str(replayed), *sock, "show", "--json"]) == 0
+    show = json.loads(capsys.readouterr().out)
+    (io,) = [s for s in show if s["type"] == "iostat"]
+    assert io["values"]["w_kibs"] == 4096 and io["volume"] == 0 and io["resource"] == "r0"
+    assert main(["--file-path", str(replayed), *sock, "/show"]) == 0
+    text = capsys.readouterr().out
+    assert "iostat r0 vnr0 " in text and "w_kibs=4.0MiB/s" in text

@@ -27,7 +27,7 @@ from bsrwatch.screens.tasks import TaskLogScreen
 from bsrwatch.settings import MIN_REFRESH, Settings, save
 from bsrwatch.sources import Source
 from bsrwatch.store import Store
-from bsrwatch.view import build_overview
+from bsrwatch.view import ViewCache, build_overview
 
 THEMES = {"dark": "textual-dark", "light": "textual-light"}
 
@@ -67,6 +67,7 @@ class BsrWatchApp(App[None]):
         self.redraws = 0
         self._drawn_generation = -1
         self.overview = OverviewScreen(self.settings.ascii)
+        self.views = ViewCache()
 
     # -- life cycle -----------------------------------------------------------
 
@@ -87,8 +88,8 @@ class BsrWatchApp(App[None]):
         self._drawn_generation = self.store.generation
         self.redraws += 1
         ov = self.overview
-        if ov.is_mounted:
-            model = build_overview(self.store, ov.pattern, ov.problems_only)
+        if ov.composed and ov.is_attached:
+            model = build_overview(self.store, ov.pattern, ov.problems_only, self.views)
             ov.show(model, list(self.store.events), self.store.event_total)
         top = self.screen
         if isinstance(top, DetailScreen):
@@ -128,7 +129,7 @@ class BsrWatchApp(App[None]):
         if isinstance(self.screen, EventLogScreen):
             self.pop_screen()
             return
-        scr = EventLogScreen()
+        scr = EventLogScreen(self.settings.ascii)
         self.push_screen(scr)
         scr.call_after_refresh(scr.show, list(self.store.events))
 

@@ -68,7 +68,9 @@ class Store:
     event_total: int = 0  # log entries ever added (the log itself is bounded)
     seen_live: bool = False  # a create/change arrived: the dump is over even without "exists -"
     rebuilding: State | None = None  # after a source restart: the new dump, until complete
-    _last: dict[tuple[Kind, tuple[str, ...]], dict[str, str]] = field(default_factory=dict)
+    touched: set[str] = field(default_factory=set)  # resources changed since take_touched()
+    all_touched: bool = True  # everything may have changed (start, reset, rebuild)
+    _last: dict[tuple[str, tuple[str, ...]], dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.events = deque(maxlen=self.log_size)
@@ -86,43 +88,66 @@ class Store:
         return ev
 
     def feed(self, ev: Event) -> None:
-        now = ev.timestamp.timestamp() if ev.timestamp is not None else self.clock()
-        when = ev.timestamp or datetime.fromtimestamp(now).astimezone()
+        """Merge one event; the hot path (thousands a second) stays lean."""
+        ts = ev.timestamp
+        now = ts.timestamp() if ts is not None else self.clock()
+        kind = ev.kind
+        if kind is Kind.other or ev.skipped:
+            self._feed_other(ev, now)
+            return
+        verb = ev.verb
+        if verb is not Verb.exists:
+            self.seen_live = True
+        if self.rebuilding is not None:
+            self._rebuild(ev, self._when(ev, now))
+            return
+        fields = ev.fields
+        word = kind._value_  # plain attribute: Enum hashing is slow on this path
+        state_keys = _STATE_KEYS_BY_WORD.get(word, ())
+        key = ev.key()
+        if key is None:
+            return
+        if verb is Verb.destroy or verb is Verb.create or any(k in fields for k in state_keys):
+            self._log_changes(ev, word, key, now)
+        obj = self.state.apply(ev)
+        self.generation += 1
+        self.touched.add(key[0])
+        if obj is None:
+            return
+        ident = (word, key)
+        if verb is Verb.destroy:
+            self.rates.forget(ident)
+            return
+        for name, attr in _RATE_BY_WORD.get(word, ()):
+            if name in fields:
+                v = getattr(obj, attr)
+                if v is not None:
+                    self.rates.observe(ident, name, v, now)
+        if kind is Kind.peer_device:
+            if "replication" in fields or "out-of-sync" in fields:
+                self._track_sync(key, obj, now)  # type: ignore[arg-type]
+        elif kind is Kind.connection and fields.get("connection") == "Connected":
+            self.split_brain.discard((key[0], _int(key[1])))
+
+    def _feed_other(self, ev: Event, now: float) -> None:
+        when = self._when(ev, now)
         if ev.skipped:
             self.log(f"{ev.skipped} events lost by the source (state may be stale)", "warning", when)
-        elif ev.is_initial_done and not self.state.initial_done:
+        elif ev.is_initial_done and not self.state.initial_done and self.rebuilding is None:
             self.log(f"initial state: {len(self.state.resource_names())} resources", "info", when)
-        if ev.kind is Kind.other and ev.raw_object in SIDE_OBJECTS:
+        if ev.raw_object in SIDE_OBJECTS:
             self._side(ev, when)
+            self.touched.add(ev.fields.get("name", ""))
             self.generation += 1
             return
-        if ev.verb in (Verb.create, Verb.change, Verb.destroy):
-            self.seen_live = True
         if self.rebuilding is not None:
             self._rebuild(ev, when)
             return
-        if ev.kind in STATE_KEYS:
-            self._log_changes(ev, when)
-        obj = self.state.apply(ev)
-        if obj is None:
-            if ev.skipped or ev.is_initial_done or ev.verb is Verb.destroy:
-                self.generation += 1
-            return
-        self.generation += 1
-        key = ev.key()
-        if ev.verb is Verb.destroy:
-            self.rates.forget((ev.kind, key))
-            return
-        for name in RATE_KEYS.get(ev.kind, ()):
-            if name in ev.fields:
-                v = getattr(obj, _RATE_ATTR[name], None)
-                if isinstance(v, int):
-                    self.rates.observe((ev.kind, key), name, v, now)
-        if ev.kind is Kind.peer_device and key is not None:
-            self._track_sync(key, obj, now)  # type: ignore[arg-type]
-        if ev.kind is Kind.connection and key is not None and "connection" in ev.fields \
-                and ev.fields["connection"] == "Connected":
-            self.split_brain.discard((key[0], _int(key[1])))
+        if self.state.apply(ev) is None and (ev.skipped or ev.is_initial_done):
+            self.generation += 1
+
+    def _when(self, ev: Event, now: float) -> datetime:
+        return ev.timestamp or datetime.fromtimestamp(now).astimezone()
 
     def reset(self, reason: str) -> None:
         """The source restarted: drop everything and rebuild from its new dump.
@@ -133,6 +158,7 @@ class Store:
         does not flicker and objects that vanished meanwhile are gone.
         """
         self.rebuilding = State()
+        self.all_touched = True
         self.seen_live = False
         self.log(reason, "warning")
         self.generation += 1
@@ -146,6 +172,7 @@ class Store:
         self.rebuilding = None
         old = set(self.state.resource_names())
         self.state = new
+        self.all_touched = True
         self.syncs.clear()
         self.split_brain.clear()
         self.side.clear()
@@ -162,7 +189,7 @@ class Store:
         ident = _ident(kind, obj)
         if ident is None:
             return
-        self._last[(kind, ident)] = {
+        self._last[(kind.value, ident)] = {
             k: v for k, v in _state_text(kind, obj).items() if k in STATE_KEYS.get(kind, ())}
 
     def set_status(self, text: str, ok: bool, ended: bool = False) -> None:
@@ -173,6 +200,12 @@ class Store:
         self.events.append(LogEntry(when or datetime.now().astimezone(), text, level))
         self.event_total += 1
         self.generation += 1
+
+    def take_touched(self) -> set[str] | None:
+        """Resources changed since the last call (None: assume all of them)."""
+        touched, everything = self.touched, self.all_touched
+        self.touched, self.all_touched = set(), False
+        return None if everything else touched
 
     @property
     def ready(self) -> bool:
@@ -201,32 +234,33 @@ class Store:
         if ev.raw_object == "io-error":
             self.log(f"{res}: I/O error {desc}".rstrip(), "alert", when)
 
-    def _log_changes(self, ev: Event, when: datetime) -> None:
-        key = ev.key()
-        if key is None or ev.verb is None:
-            return
-        ident = (ev.kind, key)
-        who = _describe(ev.kind, ev.fields)
-        if ev.verb is Verb.destroy:
+    def _log_changes(self, ev: Event, word: str, key: tuple[str, ...], now: float) -> None:
+        ident = (word, key)
+        verb = ev.verb
+        if verb is Verb.destroy:
             self._last.pop(ident, None)
-            self.log(f"{who} destroyed", "info", when)
+            self.log(f"{_describe(ev.kind, ev.fields)} destroyed", "info", self._when(ev, now))
             return
-        if ev.verb not in (Verb.exists, Verb.create, Verb.change):
+        if verb not in (Verb.exists, Verb.create, Verb.change):
             return
-        last = self._last.setdefault(ident, {})
+        last = self._last.get(ident)
+        if last is None:
+            last = self._last[ident] = {}
         changes = []
-        for k in STATE_KEYS[ev.kind]:
-            v = ev.fields.get(k)
+        fields = ev.fields
+        for k in _STATE_KEYS_BY_WORD.get(word, ()):
+            v = fields.get(k)
             if v is None:
                 continue
             old = last.get(k)
             last[k] = v
             if old is not None and old != v:
                 changes.append(f"{k}:{old}→{v}")
-        if ev.verb is Verb.create:
-            self.log(f"{who} created", "info", when)
+        if verb is Verb.create:
+            self.log(f"{_describe(ev.kind, fields)} created", "info", self._when(ev, now))
         elif changes:
-            self.log(f"{who} {' '.join(changes)}", _change_level(changes), when)
+            self.log(f"{_describe(ev.kind, fields)} {' '.join(changes)}", _change_level(changes),
+                     self._when(ev, now))
 
     def _track_sync(self, key: tuple[str, ...], pd: PeerDevice, now: float) -> None:
         if pd.replication in SYNCING_STATES:
@@ -276,12 +310,19 @@ def _state_text(kind: Kind, obj: object) -> dict[str, str]:
     return out
 
 
+_STATE_KEYS_BY_WORD: dict[str, tuple[str, ...]] = {k.value: v for k, v in STATE_KEYS.items()}
+
+
 _RATE_ATTR = {
     "read": "read_kib", "written": "written_kib", "al-writes": "al_writes",
     "sent": "sent_kib", "received": "received_kib",
 }
 _BAD_WORDS = ("StandAlone", "Diskless", "Failed", "Outdated", "Inconsistent", "Unknown",
               "Ahead", "Behind", "NetworkFailure", "BrokenPipe", "Timeout", "ProtocolError")
+
+
+_RATE_BY_WORD: dict[str, tuple[tuple[str, str], ...]] = {
+    k.value: tuple((n, _RATE_ATTR[n]) for n in names) for k, names in RATE_KEYS.items()}
 
 
 def _change_level(changes: list[str]) -> str:

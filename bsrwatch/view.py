@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 
-from bsr.model import Connection, Device, Kind, PeerDevice, ReplState
+from bsr.model import Connection, Device, PeerDevice, ReplState
 
 from bsrwatch.rates import clamp_pct, eta_seconds
 from bsrwatch.severity import (SYNC_TARGET_STATES, SYNCING_STATES, VERIFY_STATES, Severity,
@@ -131,14 +131,15 @@ def progress_of(pd: PeerDevice, dev: Device | None, store: Store) -> Progress | 
 
 
 def _volume(dev: Device, res: str, syncing_vols: set[int], store: Store) -> VolumeView:
-    key = (Kind.device, (res, str(dev.volume)))
+    key = ("device", (res, str(dev.volume)))
     return VolumeView(
         volume=dev.volume, minor=dev.minor, disk=_name(dev.disk), size_kib=dev.size_kib,
         client=bool(dev.client), verdict=device_verdict(dev, dev.volume in syncing_vols),
         read_kib_s=store.rates.rate(key, "read"), write_kib_s=store.rates.rate(key, "written"))
 
 
-def _peer(conn: Connection, res: str, store: Store, devs: dict[int, Device]) -> PeerView:
+def _peer(conn: Connection, res: str, store: Store, devs: dict[int, Device],
+          pds: list[PeerDevice]) -> PeerView:
     sb = (res, conn.peer_node_id) in store.split_brain or (res, -1) in store.split_brain
     inflight = None
     if conn.ap_in_flight_sectors is not None or conn.rs_in_flight_sectors is not None:
@@ -152,10 +153,10 @@ def _peer(conn: Connection, res: str, store: Store, devs: dict[int, Device]) -> 
         congested=bool(conn.congested), in_flight_kib=inflight,
         sndbuf_fill=_opt_int(conn.extra.get("sndbuf-fill")),
         sndbuf_size=_opt_int(conn.extra.get("sndbuf-size")), split_brain=sb, verdict=v)
-    for pd in store.state.peer_devices_of(res, conn.peer_node_id):
+    for pd in pds:
         dev = devs.get(pd.volume)
         pdv = peer_device_verdict(pd, dev.disk if dev else None)
-        key = (Kind.peer_device, (res, str(pd.peer_node_id), str(pd.volume)))
+        key = ("peer-device", (res, str(pd.peer_node_id), str(pd.volume)))
         pv.volumes.append(PeerVolumeView(
             volume=pd.volume, replication=_name(pd.replication), peer_disk=_name(pd.peer_disk),
             out_of_sync_kib=pd.out_of_sync_kib, progress=progress_of(pd, dev, store),
@@ -165,20 +166,51 @@ def _peer(conn: Connection, res: str, store: Store, devs: dict[int, Device]) -> 
     return pv
 
 
-def build_resource(store: Store, name: str) -> ResourceView:
-    st = store.state
-    res = st.resources.get((name,))
-    devs = {d.volume: d for d in st.devices_of(name)}
-    pds = st.peer_devices_of(name)
-    syncing = {p.volume for p in pds if p.replication in SYNC_TARGET_STATES}
-    v = resource_verdict(res, split_brain=any(k[0] == name for k in store.split_brain))
+@dataclass
+class _Index:
+    """Objects grouped by resource name, built in one pass per view build."""
+
+    devices: dict[str, list[Device]] = field(default_factory=dict)
+    connections: dict[str, list[Connection]] = field(default_factory=dict)
+    peer_devices: dict[tuple[str, int], list[PeerDevice]] = field(default_factory=dict)
+    sync_targets: dict[str, set[int]] = field(default_factory=dict)
+    split_brain: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, store: Store) -> "_Index":
+        ix = cls()
+        st = store.state
+        for d in st.devices.values():
+            ix.devices.setdefault(d.name, []).append(d)
+        for c in st.connections.values():
+            ix.connections.setdefault(c.name, []).append(c)
+        for p in st.peer_devices.values():
+            ix.peer_devices.setdefault((p.name, p.peer_node_id), []).append(p)
+            if p.replication in SYNC_TARGET_STATES:
+                ix.sync_targets.setdefault(p.name, set()).add(p.volume)
+        for lst in ix.devices.values():
+            lst.sort(key=lambda d: d.volume)
+        for cl in ix.connections.values():
+            cl.sort(key=lambda c: c.peer_node_id)
+        for pl in ix.peer_devices.values():
+            pl.sort(key=lambda p: p.volume)
+        ix.split_brain = {k[0] for k in store.split_brain}
+        return ix
+
+
+def build_resource(store: Store, name: str, index: _Index | None = None) -> ResourceView:
+    ix = index or _Index.of(store)
+    res = store.state.resources.get((name,))
+    devs = {d.volume: d for d in ix.devices.get(name, [])}
+    v = resource_verdict(res, split_brain=name in ix.split_brain)
     rv = ResourceView(name=name, role=_name(res.role if res else None), verdict=v)
+    syncing = ix.sync_targets.get(name, set())
     for dev in devs.values():
         vv = _volume(dev, name, syncing, store)
         rv.volumes.append(vv)
         v.absorb(vv.verdict)
-    for conn in st.connections_of(name):
-        pv = _peer(conn, name, store, devs)
+    for conn in ix.connections.get(name, []):
+        pv = _peer(conn, name, store, devs, ix.peer_devices.get((name, conn.peer_node_id), []))
         rv.peers.append(pv)
         v.absorb(pv.verdict, prefix=f"{pv.label}: ")
     return rv
@@ -192,12 +224,43 @@ def matches(name: str, pattern: str) -> bool:
     return pattern.lower() in name.lower()
 
 
-def build_overview(store: Store, pattern: str = "", problems_only: bool = False) -> Overview:
+class ViewCache:
+    """Resource views kept between refreshes; only touched resources are rebuilt."""
+
+    def __init__(self) -> None:
+        self.views: dict[str, ResourceView] = {}
+
+    def get(self, store: Store, names: list[str]) -> dict[str, ResourceView]:
+        touched = store.take_touched()
+        if touched is None:
+            self.views.clear()
+            stale = names
+        else:
+            stale = [n for n in names if n in touched or n not in self.views]
+        if stale:
+            ix = _Index.of(store)
+            for n in stale:
+                self.views[n] = build_resource(store, n, ix)
+        if len(self.views) > len(names):
+            keep = set(names)
+            for n in [n for n in self.views if n not in keep]:
+                del self.views[n]
+        return self.views
+
+
+def build_overview(store: Store, pattern: str = "", problems_only: bool = False,
+                   cache: ViewCache | None = None) -> Overview:
+    """The overview; with a cache, only resources touched since the last build are rebuilt."""
     counts = {s: 0 for s in Severity}
     rows: list[ResourceView] = []
     names = store.state.resource_names() if store.ready else []
+    if cache is not None:
+        views = cache.get(store, names)
+    else:
+        ix = _Index.of(store)
+        views = {n: build_resource(store, n, ix) for n in names}
     for name in names:
-        rv = build_resource(store, name)
+        rv = views[name]
         counts[rv.severity] += 1
         if problems_only and rv.severity is Severity.normal:
             continue

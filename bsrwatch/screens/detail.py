@@ -12,7 +12,6 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from bsr.model import Kind
 from bsrwatch.actions import Target
 from bsrwatch.severity import Severity
 from bsrwatch.store import Store
@@ -105,8 +104,8 @@ def render_detail(store: Store, rv: ResourceView, ascii_only: bool, options: str
     parts += [Text("\nConnections", style="bold underline"), ct, *paths,
               Text("\nPeer devices", style="bold underline"), pt, *progress]
 
-    dev_keys = [(Kind.device, (name, str(v.volume))) for v in rv.volumes]
-    pd_keys = [(Kind.peer_device, (name, str(p.peer_node_id), str(v.volume)))
+    dev_keys = [("device", (name, str(v.volume))) for v in rv.volumes]
+    pd_keys = [("peer-device", (name, str(p.peer_node_id), str(v.volume)))
                for p in rv.peers for v in p.volumes]
     writes = _sum_history(store, [(k, "written") for k in dev_keys])
     net = _sum_history(store, [(k, n) for k in pd_keys for n in ("sent", "received")])

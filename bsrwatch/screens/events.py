@@ -16,6 +16,10 @@ from bsrwatch.screens.overview import format_log
 class EventLogScreen(Screen[None]):
     BINDINGS = [Binding("escape,e,backspace", "app.pop_screen", "back")]
 
+    def __init__(self, ascii_only: bool = False) -> None:
+        super().__init__()
+        self.ascii_only = ascii_only
+
     def compose(self) -> ComposeResult:
         yield Static(Text("Event log (newest last)", style="bold"))
         with VerticalScroll(id="events-scroll"):
@@ -24,5 +28,5 @@ class EventLogScreen(Screen[None]):
 
     def show(self, events: list[LogEntry]) -> None:
         self.query_one("#events", Static).update(
-            Text("\n").join(format_log(e) for e in events) if events else Text("No events yet."))
+            Text("\n").join(format_log(e, self.ascii_only) for e in events) if events else Text("No events yet."))
         self.query_one("#events-scroll", VerticalScroll).scroll_end(animate=False)

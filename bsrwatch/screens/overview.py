@@ -36,8 +36,9 @@ def status_text(ov: Overview, pattern: str, problems_only: bool) -> Text:
     return t
 
 
-def format_log(e: LogEntry) -> Text:
-    return Text(f"{e.when:%H:%M:%S} {e.text}", style=_LOG_STYLE.get(e.level, ""))
+def format_log(e: LogEntry, ascii_only: bool = False) -> Text:
+    text = e.text.replace("→", "->") if ascii_only else e.text
+    return Text(f"{e.when:%H:%M:%S} {text}", style=_LOG_STYLE.get(e.level, ""))
 
 
 class OverviewScreen(Screen[None]):
@@ -55,6 +56,7 @@ class OverviewScreen(Screen[None]):
         self.problems_only = False
         self._shown_events = 0
         self.last: Overview | None = None
+        self.composed = False  # set once the widgets exist
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
@@ -67,6 +69,7 @@ class OverviewScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.composed = True
         self.query_one("#filter", Input).display = False
         self.query_one(ResourceList).focus()
 
@@ -83,7 +86,7 @@ class OverviewScreen(Screen[None]):
             self._shown_events = total_events
             log = self.query_one("#eventlog", Static)
             rows = max(log.size.height, 6)
-            log.update(Text("\n").join(format_log(e) for e in events[-rows:]))
+            log.update(Text("\n").join(format_log(e, self.ascii_only) for e in events[-rows:]))
 
     def current_target(self) -> Target | None:
         return self.query_one(ResourceList).current_target()

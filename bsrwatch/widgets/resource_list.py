@@ -70,14 +70,39 @@ def _peer_detail(pv: PeerView) -> list[Run]:
     return bits
 
 
-def build_rows(ov: Overview, width: int, ascii_only: bool) -> list[Row]:
+class RowCache:
+    """Rows of each resource view, reused while the view object is unchanged."""
+
+    def __init__(self) -> None:
+        self.layout: tuple[int, int, bool] | None = None
+        self.rows: dict[str, tuple[ResourceView, list[Row]]] = {}
+
+    def rows_of(self, r: ResourceView, name_w: int, avail: int, g: Glyphs,
+                layout: tuple[int, int, bool]) -> list[Row]:
+        if layout != self.layout:
+            self.rows.clear()
+            self.layout = layout
+        hit = self.rows.get(r.name)
+        if hit is not None and hit[0] is r:
+            return hit[1]
+        rows = _resource_rows(r, name_w, avail, g)
+        self.rows[r.name] = (r, rows)
+        return rows
+
+
+def build_rows(ov: Overview, width: int, ascii_only: bool,
+               cache: RowCache | None = None) -> list[Row]:
     g = glyphs(ascii_only)
     name_w = min(max([len(r.name) for r in ov.resources] + [12]) + 2, 28)
     used = 2 + name_w + 1 + STATE_W + 1 + DISK_W + 1
     avail = max(width - used, 0)
     rows: list[Row] = []
+    layout = (name_w, avail, ascii_only)
     for r in ov.resources:
-        rows.extend(_resource_rows(r, name_w, avail, g))
+        if cache is not None:
+            rows.extend(cache.rows_of(r, name_w, avail, g, layout))
+        else:
+            rows.extend(_resource_rows(r, name_w, avail, g))
     return rows
 
 
@@ -158,6 +183,7 @@ class ResourceList(ScrollView, can_focus=True):
         self.cursor = 0
         self._overview: Overview | None = None
         self._styles: dict[str, Style] = {}
+        self._row_cache = RowCache()
 
     # -- data ---------------------------------------------------------------
 
@@ -170,7 +196,7 @@ class ResourceList(ScrollView, can_focus=True):
             return
         keep = self.current_target()
         self.rows = build_rows(self._overview, self.scrollable_content_region.width or 80,
-                               self.ascii_only)
+                               self.ascii_only, self._row_cache)
         if keep is not None:
             idx = next((i for i, r in enumerate(self.rows) if r.target == keep), None)
             if idx is None:
@@ -178,8 +204,7 @@ class ResourceList(ScrollView, can_focus=True):
                             if r.target.resource == keep.resource), self.cursor)
             self.cursor = idx
         self.cursor = min(self.cursor, max(len(self.rows) - 1, 0))
-        width = max((sum(len(t) for t, _ in r.runs) for r in self.rows), default=0)
-        self.virtual_size = Size(width, len(self.rows))
+        self.virtual_size = Size(self.scrollable_content_region.width, len(self.rows))
         self._styles.clear()
         self.refresh()
 
@@ -224,7 +249,7 @@ class ResourceList(ScrollView, can_focus=True):
     def _style(self, cls: str) -> Style:
         st = self._styles.get(cls)
         if st is None:
-            st = self.get_component_rich_style(cls, partial=True) if cls else Style()
+            st = self.get_component_rich_style(cls) if cls else Style()
             self._styles[cls] = st
         return st
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from textual.app import App
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import ModalScreen
 from textual.widgets import Input
 
@@ -90,7 +91,10 @@ class BsrWatchApp(App[None]):
         ov = self.overview
         if ov.composed and ov.is_attached:
             model = build_overview(self.store, ov.pattern, ov.problems_only, self.views)
-            ov.show(model, list(self.store.events), self.store.event_total)
+            try:
+                ov.show(model, list(self.store.events), self.store.event_total)
+            except NoMatches:  # the app is shutting down and widgets are gone
+                return
         top = self.screen
         if isinstance(top, DetailScreen):
             top.show(self.store)

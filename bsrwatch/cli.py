@@ -10,7 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from bsrwatch.settings import MIN_REFRESH, default_path, load
-from bsrwatch.sources import DEFAULT_EVENTS_CMD, CommandSource, FileSource, Source
+from bsrwatch.sources import (DEFAULT_EVENTS_CMD, CommandSource, FileSource, NetlinkSource,
+                              Source, netlink_available)
 
 DESCRIPTION = """\
 Live monitor for bsr resources, for the terminal (and SSH).
@@ -25,7 +26,8 @@ command ('?' lists every key).
 
 EPILOG = """\
 data sources:
-  default                 the bsr module's events (%(default_cmd)s)
+  default                 the bsr module's netlink events, read directly
+                          (what "%(default_cmd)s" prints)
   --events FILE|-         a recorded events2 stream, or standard input
   --events-cmd CMD        any command printing events2, e.g.
                           "ssh node1 bsrsetup events2 --statistics --timestamps";
@@ -101,8 +103,12 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     elif args.events:
         source = FileSource(args.events)
+    elif args.events_cmd:
+        source = CommandSource(args.events_cmd)
+    elif netlink_available():
+        source = NetlinkSource()
     else:
-        source = CommandSource(args.events_cmd or DEFAULT_EVENTS_CMD)
+        source = CommandSource(DEFAULT_EVENTS_CMD)
     drbd = is_drbd_stream(args)
     enabled = not drbd or args.command is not None
     reason = "the source is drbdsetup; start with --command drbdadm to act on it"

@@ -19,9 +19,10 @@ import importlib.util
 import os
 import shlex
 import signal
+import threading
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Callable, Protocol
 
 from bsr.events2 import MAX_LINE
 
@@ -197,6 +198,111 @@ def _kill(proc: asyncio.subprocess.Process) -> None:
         pass
 
 
-def kevents_available() -> bool:
-    """True once bsr.kevents (kernel message -> Event) is part of bsr."""
-    return importlib.util.find_spec("bsr.kevents") is not None
+def netlink_available() -> bool:
+    """True when bsr's netlink client and the events2 engine are importable."""
+    return all(importlib.util.find_spec(m) is not None
+               for m in ("bsr.kevents", "bsr.netlink", "bsr.setup.events"))
+
+
+def _open_netlink() -> Any:
+    from bsr.netlink import BsrNetlink
+    return BsrNetlink()
+
+
+class _StopFlag:
+    """The PollInput of bsr.setup.events.Events2: ends its loop when set."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+
+    def commands(self) -> list[str] | None:
+        return None if self.stop.is_set() else []
+
+
+@dataclass
+class NetlinkSource:
+    """The bsr module's notifications, read in-process (no subprocess, no text).
+
+    Runs ``bsrsetup events2 --statistics --interval=1``'s engine
+    (:class:`bsr.setup.events.Events2`) in a thread; every event it would
+    print is handed to the store as an :class:`~bsr.model.Event` instead.
+    When the module is missing or the socket fails, the source says so,
+    waits, reconnects, and the store rebuilds from the new dump.
+    """
+
+    interval: float = 1.0
+    backoff: float = 1.0
+    max_backoff: float = 10.0
+    connect: Callable[[], Any] = _open_netlink
+    can_act: bool = True
+    description: str = "bsr netlink events"
+
+    async def run(self, sink: Sink) -> None:
+        delay = self.backoff
+        runs = 0
+        loop = asyncio.get_running_loop()
+        while True:
+            if runs:
+                sink.reset("source restarted: state cleared, rebuilding")
+            runs += 1
+            flag = _StopFlag()
+            push = _pusher(loop, sink)
+            started = time.monotonic()
+            try:
+                why = await asyncio.to_thread(self._run_thread, flag, push, sink, loop)
+            except asyncio.CancelledError:
+                flag.stop.set()
+                raise
+            except Exception as e:  # a bug below us must not kill the monitor
+                why = f"{type(e).__name__}: {e}"
+            if time.monotonic() - started >= 10.0:
+                delay = self.backoff
+            sink.set_status(f"netlink source died ({why}); reconnecting in {delay:g}s", ok=False)
+            sink.log(f"netlink source died ({why})", "alert")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.max_backoff)
+
+    def _run_thread(self, flag: _StopFlag, push: Callable[[Any], None], sink: Sink,
+                    loop: asyncio.AbstractEventLoop) -> str:
+        from bsr.netlink import BsrError
+        from bsr.setup.events import Events2, Events2Options, Printer
+
+        class _Forward(Printer):
+            def _write(self, ev: Any) -> None:
+                if flag.stop.is_set():
+                    raise _Stopped
+                push(ev)
+
+        opts = Events2Options()
+        opts.statistics, opts.timestamps, opts.interval = True, True, self.interval
+        try:
+            nl = self.connect()
+        except (BsrError, OSError) as e:
+            return str(e)
+        try:
+            loop.call_soon_threadsafe(sink.set_status, "live: bsr netlink events", True)
+            e2 = Events2(nl, opts, out=None, poll_input=flag)  # type: ignore[arg-type]
+            e2.printer = _Forward(None, opts)  # type: ignore[arg-type]
+            e2.run()
+            return "event stream ended"
+        except _Stopped:
+            return "stopped"
+        except (BsrError, OSError) as e:
+            return str(e)
+        finally:
+            close = getattr(nl, "close", None)
+            if close is not None:
+                close()
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _pusher(loop: asyncio.AbstractEventLoop, sink: Sink) -> Callable[[Any], None]:
+    feed = getattr(sink, "feed", None)
+    if feed is None:  # a sink that only takes lines
+        from bsr.events2 import format_event
+        return lambda ev: loop.call_soon_threadsafe(
+            sink.feed_line, format_event(ev, timestamps=True))
+    return lambda ev: loop.call_soon_threadsafe(feed, ev)

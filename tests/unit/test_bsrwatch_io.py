@@ -112,3 +112,62 @@ def test_settings_round_trip_and_tolerate_a_broken_file(tmp_path):
     p.write_text("not toml [")
     assert load(p)[0] == Settings() and load(p)[1]
     assert "expert = false" in dumps(Settings())
+
+
+class FakeNetlink:
+    """Stands in for bsr.netlink.BsrNetlink: an empty module, no notifications."""
+
+    closed = False
+
+    def subscribe(self) -> None:
+        pass
+
+    def dump(self, cmd: str, **kw):
+        assert cmd == "GET_INITIAL_STATE"
+        return []
+
+    def request(self, cmd: str, **kw):
+        raise AssertionError("events2 sends no commands")
+
+    def events(self, timeout=None):
+        import time as _t
+        _t.sleep(timeout or 0.05)
+        return iter(())
+
+    def close(self) -> None:
+        FakeNetlink.closed = True
+
+
+async def test_netlink_source_delivers_the_dump_and_stops_its_thread():
+    from bsrwatch.sources import NetlinkSource
+    st = Store()
+    task = asyncio.create_task(NetlinkSource(connect=FakeNetlink).run(st))
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if st.state.initial_done:
+            break
+    assert st.state.initial_done and st.status.ok and st.status.text == "live: bsr netlink events"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(50):
+        await asyncio.sleep(0.02)
+        if FakeNetlink.closed:
+            break
+    assert FakeNetlink.closed
+
+
+async def test_netlink_source_without_the_module_says_so_and_retries():
+    from bsr.netlink import ModuleNotLoaded
+    from bsrwatch.sources import NetlinkSource
+    calls = []
+
+    def connect():
+        calls.append(1)
+        raise ModuleNotLoaded()
+    st = Store()
+    task = asyncio.create_task(NetlinkSource(connect=connect, backoff=0.02).run(st))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    assert len(calls) >= 2 and not st.status.ok
+    assert "bsr kernel module not loaded" in st.status.text

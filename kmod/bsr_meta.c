@@ -449,8 +449,7 @@ static int recover(struct bsr_backing *b, char *why, size_t len)
 	u32 flags = b->md.flags;
 	int err;
 
-	b->unclean = !(flags & BSR_MDF_AL_CLEAN) ||
-		     !(flags & BSR_MDF_CLEAN_SHUTDOWN);
+	b->unclean = !(flags & BSR_MDF_AL_CLEAN);
 	err = bsr_al_replay(b, !(flags & BSR_MDF_AL_CLEAN) &&
 			       !(flags & BSR_MDF_AL_DISABLED));
 	if (err)

@@ -200,3 +200,24 @@ def test_disk_state_from_flags():
     assert M.disk_state(0) == "Inconsistent"
     assert M.disk_state(MdFlag.CONSISTENT) == "Outdated"
     assert M.disk_state(MdFlag.CONSISTENT | MdFlag.WAS_UP_TO_DATE) == "UpToDate"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=64), min_size=1, max_size=8), st.booleans())
+def test_garbage_al_blocks_never_crash_replay(heads, sealed):
+    blocks = []
+    for h in heads:
+        raw = bytearray(h.ljust(4096, b"\xff"))
+        if sealed:  # right magic and checksum, garbage counts
+            struct.pack_into("<I", raw, 0, M.AL_MAGIC)
+            struct.pack_into("<I", raw, 4, 0)
+            struct.pack_into("<I", raw, 4, M.crc32c(bytes(raw)))
+        blocks.append(bytes(raw))
+    active, last = M.al_replay(blocks)
+    assert isinstance(active, set) and last >= 0
+
+
+def test_replay_stops_at_a_gap_in_transaction_numbers():
+    trs = [M.AlTransaction(1, 100, [(0, 7)], 0, []),
+           M.AlTransaction(3, 100, [(1, 9)], 0, [])]  # 2 missing: 1 is not trusted
+    assert M.al_replay(_ring(trs))[0] == {9}

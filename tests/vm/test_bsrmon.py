@@ -30,7 +30,7 @@ def node(make_guest, bsr_ko) -> Guest:
     disk = g.spec.disks[0].device
     g.check(f"bsrmeta --force 0 v1 {disk} internal create-md --max-peers=1 --peer-node-ids=1",
             timeout=T)
-    g.check(f"rm -rf {LOG}; {MON} start --listen 127.0.0.1:9942", timeout=T)
+    g.check(f"rm -rf {LOG}; {MON} start --timeout 240 --listen 127.0.0.1:9942", timeout=T)
     g.check(f"bsrsetup new-resource r0 0 && bsrsetup new-minor r0 0 0 && "
             f"bsrsetup attach 0 {disk} {disk} internal && bsrsetup primary --force r0", timeout=T)
     yield g
@@ -60,6 +60,9 @@ def test_fio_write_shows_up_in_iostat_and_report_within_5_percent(node: Guest) -
     rep = json.loads(g.check(f"{MON} report iostat r0 --json", timeout=T).stdout)
     (io,) = rep
     kib = io["columns"]["w_kibs"]["total"]
+    print(f"fio wrote {FIO_MIB * 1024} KiB; report total {kib:.1f} KiB "
+          f"({100 * kib / (FIO_MIB * 1024):.2f} %), w_iops total {io['columns']['w_iops']['total']:.1f}, "
+          f"max {io['columns']['w_kibs']['max']:.0f} KiB/s")
     assert kib == pytest.approx(FIO_MIB * 1024, rel=0.05), io
     assert io["columns"]["w_iops"]["total"] == pytest.approx(FIO_MIB, rel=0.05)
     assert io["columns"]["w_kibs"]["max"] > 0
@@ -99,7 +102,7 @@ def test_sigkill_and_restart_lose_nothing(node: Guest) -> None:
     before = _wait_lines(g, "r0/vnr0_iostat", 3)
     g.check("kill -9 $(cat /tmp/bsrmon.pid)", timeout=T)
     assert g.run(f"{MON} status", timeout=T).rc == 3
-    g.check(f"{MON} start --listen 127.0.0.1:9942", timeout=T)
+    g.check(f"{MON} start --timeout 240 --listen 127.0.0.1:9942", timeout=T)
     after = _wait_lines(g, "r0/vnr0_iostat", len(before) + 3)
     assert after[:len(before)] == before
     assert g.check(f"{MON} status", timeout=T).rc == 0

@@ -155,3 +155,15 @@ def test_garbage_never_crashes(junk):
             for v in p.volumes:
                 if v.progress and v.progress.percent is not None:
                     assert 0.0 <= v.progress.percent <= 100.0
+
+
+def test_verify_progress_is_a_warning_with_its_own_kind():
+    st = feed(Store(), "initial")
+    st.feed_line("2026-11-21T06:31:00.000000+00:00 change peer-device name:web peer-node-id:1 "
+                 "conn-name:node-b volume:0 replication:VerifyS")
+    st.feed_line("2026-11-21T06:31:02.000000+00:00 change peer-device name:web peer-node-id:1 "
+                 "conn-name:node-b volume:0 done:12.50 eta:14")
+    web = build_resource(st, "web")
+    p = web.peers[0].volumes[0].progress
+    assert p.kind == "verify" and p.percent == 12.5 and p.eta_s == 14.0 and p.speed_kib_s is None
+    assert web.severity is Severity.warning and "node-b: volume 0 verify running" in web.verdict.reasons

@@ -142,6 +142,7 @@ void bsr_dev_open_changed(struct bsr_device *dev);
 
 /* bsr_req.c */
 unsigned int bsr_req_front_pad(void);
+u64 bsr_requests_allocated(void);
 void bsr_submit_bio(struct bio *bio);
 void bsr_submit_work(struct work_struct *w);
 bool bsr_get_ldev(struct bsr_device *dev);

@@ -22,6 +22,7 @@ u32 bsr_notify_seq(void)
 
 void bsr_module_stats(struct bsr_module_stats *ms)
 {
+	ms->requests_allocated = bsr_requests_allocated();
 	ms->notifications_sent = atomic64_read(&notify_sent);
 	ms->notifications_dropped = atomic64_read(&notify_dropped);
 }

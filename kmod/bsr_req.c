@@ -25,6 +25,13 @@ struct bsr_req {
 	struct bio clone;		/* must be last: bio_set front_pad */
 };
 
+static atomic64_t reqs_live = ATOMIC64_INIT(0);
+
+u64 bsr_requests_allocated(void)
+{
+	return atomic64_read(&reqs_live);
+}
+
 unsigned int bsr_req_front_pad(void)
 {
 	return offsetof(struct bsr_req, clone);
@@ -117,6 +124,7 @@ static void bsr_end_io(struct bio *clone)
 	account_done(req, master);
 	bio_end_io_acct(master, req->acct_start);
 	bio_put(clone);
+	atomic64_dec(&reqs_live);
 	bio_endio(master);
 	bsr_put_ldev(dev);
 	if (atomic_dec_and_test(&dev->stats.upper_pending))
@@ -207,6 +215,7 @@ void bsr_submit_bio(struct bio *bio)
 		fail_bio(dev, bio);
 		return;
 	}
+	atomic64_inc(&reqs_live);
 	atomic_inc(&dev->stats.upper_pending);
 	req = container_of(clone, struct bsr_req, clone);
 	req->dev = dev;

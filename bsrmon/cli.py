@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="no pid file and no control socket (one-shot replays)")
     sp = sub.add_parser("start", help="start the collector in the background")
     runopts(sp)
-    sp.add_argument("--timeout", type=float, default=15.0)
+    sp.add_argument("--timeout", type=float, default=60.0,
+                    help="seconds to wait for the daemon to answer (default %(default)s)")
     sp = sub.add_parser("stop", help="stop the running collector")
     sp.add_argument("--timeout", type=float, default=15.0)
     sp = sub.add_parser("status", help="is it running, and how is it doing")

@@ -18,6 +18,7 @@ for the open last bucket), both clamped so that min <= avg <= max.
 
 from __future__ import annotations
 
+import operator
 import os
 from functools import lru_cache
 from dataclasses import dataclass, field
@@ -78,10 +79,10 @@ def parse_hist(text: str | None) -> tuple[int, ...] | None:
     if not text:
         return None
     try:
-        vals = tuple(int(x) for x in text.split(","))
+        vals = tuple(map(int, text.split(",")))
     except ValueError:
         return None
-    return vals if all(v >= 0 for v in vals) else None
+    return vals if min(vals) >= 0 else None
 
 
 def _counters_device(d: Device) -> dict[str, Any]:
@@ -147,8 +148,10 @@ def _rate(prev: dict[str, Any], cur: dict[str, Any], key: str, dt: float,
 def _hist_delta(prev: tuple[int, ...] | None, cur: tuple[int, ...] | None) -> list[int] | None:
     if prev is None or cur is None or len(prev) != len(cur):
         return None
-    out = [c - p for p, c in zip(prev, cur)]
-    if any(v < 0 for v in out):  # reset: the new histogram is the growth
+    if prev == cur:
+        return [0] * len(cur)
+    out = list(map(operator.sub, cur, prev))
+    if min(out) < 0:  # reset: the new histogram is the growth
         return list(cur)
     return out
 
@@ -157,10 +160,10 @@ def hist_bounds(delta: list[int] | None) -> tuple[float | None, float | None]:
     """(min, max) µs of the requests counted in a histogram delta."""
     if not delta:
         return None, None
-    used = [i for i, n in enumerate(delta) if n > 0]
-    if not used:
+    if not any(delta):
         return None, None
-    lo, hi = used[0], used[-1]
+    lo = next(i for i, n in enumerate(delta) if n)
+    hi = len(delta) - 1 - next(i for i, n in enumerate(reversed(delta)) if n)
     low = 0.0 if lo == 0 else float(1 << lo)
     high = float(1 << (hi + 1)) if hi < min(len(delta), LAT_BUCKETS) - 1 else float(1 << hi)
     return low, high

@@ -82,10 +82,6 @@ class Config:
     def perfmon_dir(self) -> Path:
         return self.file_path / "perfmon"
 
-    @property
-    def events_log(self) -> Path:
-        return self.file_path / "events.log"
-
     def get(self, key: str) -> str:
         """A value as ``bsrmon get`` prints it."""
         name = _attr(key)

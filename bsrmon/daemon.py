@@ -18,7 +18,7 @@ import logging
 import os
 import signal
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -324,7 +324,3 @@ class Daemon:
                 "values": {c.name: v for c, v in zip(cols, values)},
             })
         return out
-
-
-def with_overrides(cfg: Config, **kv: Any) -> Config:
-    return replace(cfg, **{k: v for k, v in kv.items() if v is not None})

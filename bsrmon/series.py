@@ -179,17 +179,6 @@ def parse_time(s: str) -> datetime:
     return t.replace(microsecond=int(ms or 0) * 1000)
 
 
-def _fmt(v: float | int | None) -> str:
-    if v is None:
-        return "-"
-    if v.__class__ is int:
-        return str(v)
-    r = round(v, 3)
-    if r.is_integer() and abs(r) < 1e15:
-        return str(int(r))
-    return repr(r)
-
-
 def format_line(t: datetime | str, values: tuple[float | int | None, ...]) -> str:
     """One data line; ``t`` may be given preformatted (one tick, many lines).
     Floats keep at most three decimals, integral values print as integers."""

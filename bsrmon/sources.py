@@ -29,7 +29,6 @@ import stat
 import threading
 import time
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import AsyncIterator, Callable
 
 from bsr.events2 import parse_line

@@ -72,6 +72,15 @@ u32 bsr_al_used(struct bsr_backing *b);	/* extents active now */
 int bsr_al_begin_io(struct bsr_backing *b, sector_t sector, unsigned int nr);
 void bsr_al_complete_io(struct bsr_backing *b, sector_t sector,
 			unsigned int nr);
+/*
+ * The request path's fast path (added by the request code): never sleeps
+ * and never writes.  Returns 0 with the range referenced, exactly like
+ * bsr_al_begin_io(), when every extent of it is active and committed;
+ * -EWOULDBLOCK with nothing referenced otherwise (the caller then uses
+ * bsr_al_begin_io() from process context).
+ */
+int bsr_al_begin_io_nowait(struct bsr_backing *b, sector_t sector,
+			   unsigned int nr);
 
 /*
  * Bitmap.  One slot per peer (slot = index of the peer in the superblock,
@@ -79,8 +88,10 @@ void bsr_al_complete_io(struct bsr_backing *b, sector_t sector,
  * from any context; counts are in sectors.
  */
 int bsr_bm_slot(struct bsr_backing *b, u32 peer_node_id);	/* -ENOENT */
-/* Like bsr_bm_slot(), but a new peer gets the first free slot (may sleep,
- * writes the superblock); -ENOSPC when all max-peers slots are taken. */
+/*
+ * Like bsr_bm_slot(), but a new peer gets the first free slot (may sleep,
+ * writes the superblock); -ENOSPC when all max-peers slots are taken.
+ */
 int bsr_bm_slot_assign(struct bsr_backing *b, u32 peer_node_id);
 void bsr_bm_set(struct bsr_backing *b, int slot, sector_t sector,
 		unsigned int nr);

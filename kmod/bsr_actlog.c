@@ -420,6 +420,34 @@ int bsr_al_begin_io(struct bsr_backing *b, sector_t sector, unsigned int nr)
 	return 0;
 }
 
+int bsr_al_begin_io_nowait(struct bsr_backing *b, sector_t sector,
+			   unsigned int nr)
+{
+	u32 first, last, e;
+	int err = 0;
+
+	if (!nr)
+		return 0;
+	first = sector >> BSR_AL_EXT_SECT_SHIFT;
+	last = (sector + nr - 1) >> BSR_AL_EXT_SECT_SHIFT;
+	if (READ_ONCE(b->al_failed))
+		return -EWOULDBLOCK;
+	spin_lock_irq(&b->al_lock);
+	for (e = first; e <= last && !err; e++) {
+		struct bsr_al_slot *s = al_find(b, e);
+
+		if (!s || !s->committed)
+			err = -EWOULDBLOCK;
+	}
+	if (!err) {
+		for (e = first; e <= last; e++)
+			al_get(b, al_find(b, e));
+		atomic64_add(last - first + 1, &b->stats.al_hits);
+	}
+	spin_unlock_irq(&b->al_lock);
+	return err;
+}
+
 void bsr_al_complete_io(struct bsr_backing *b, sector_t sector,
 			unsigned int nr)
 {

@@ -26,10 +26,12 @@ import time
 from pathlib import Path
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process, all threads."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tck = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tck, int(fields[12]) / tck
 
 
 def count_lines(root: Path) -> int:
@@ -72,13 +74,16 @@ def main() -> int:
             gen.terminate()
             mon.wait(10)
             gen.wait(10)
-    pct = 100.0 * (c1 - c0) / (t1 - t0)
+    user, system = c1[0] - c0[0], c1[1] - c0[1]
+    pct = 100.0 * (user + system) / (t1 - t0)
     lines_per_s = (l1 - l0) / (t1 - t0)
     print(f"bsrmon: {a.resources} resources, period {a.period:g} s, {t1 - t0:.0f} s measured: "
-          f"{pct:.2f} % of one core, {lines_per_s:.0f} series lines/s "
+          f"{pct:.2f} % of one core (user {user:.2f} s, system {system:.2f} s), "
+          f"{lines_per_s:.0f} series lines/s "
           f"(limit {a.limit:g} %)")
     print(json.dumps({"bench": "bsrmon_cpu", "resources": a.resources, "period_s": a.period,
                       "seconds": round(t1 - t0, 1), "cpu_pct_one_core": round(pct, 3),
+                      "user_s": round(user, 2), "system_s": round(system, 2),
                       "lines_per_s": round(lines_per_s, 1), "limit_pct": a.limit}))
     return 0 if pct <= a.limit else 1
 

@@ -88,9 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "wall clock; auto: event for a regular file, else wall")
         sp.add_argument("--listen", metavar="ADDR:PORT",
                         help="serve Prometheus text on http://ADDR:PORT/metrics")
-        sp.add_argument("--period", type=float, help="seconds between samples")
+        sp.add_argument("--period", type=float, help="seconds between samples (overrides the "
+                                                     "config)")
 
-    sp = sub.add_parser("run", help="run the collector in the foreground")
+    sp = sub.add_parser("run", help="run the collector in the foreground",
+                        description="Collect until SIGTERM/SIGINT (SIGHUP re-reads the config). "
+                                    "Default source: the bsr kernel module over netlink.")
     runopts(sp)
     sp.add_argument("--no-control", action="store_true",
                     help="no pid file and no control socket (one-shot replays)")
@@ -100,31 +103,45 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds to wait for the daemon to answer (default %(default)s)")
     sp = sub.add_parser("stop", help="stop the running collector")
     sp.add_argument("--timeout", type=float, default=15.0)
-    sp = sub.add_parser("status", help="is it running, and how is it doing")
-    sp.add_argument("--json", action="store_true")
-    sp = sub.add_parser("show", help="latest sample of every series")
-    sp.add_argument("--json", action="store_true")
-    sp = sub.add_parser("watch", help="follow one series live, in human units")
-    sp.add_argument("type", choices=list(TYPES))
+    sp = sub.add_parser("status", help="is it running, and how is it doing (exit 3: not running)")
+    sp.add_argument("--json", action="store_true", help="JSON output")
+    sp = sub.add_parser("show", help="latest sample of every series",
+                        description="Asks the running daemon; without one, reads the last "
+                                    "line of every series file.")
+    sp.add_argument("--json", action="store_true", help="JSON output")
+    sp = sub.add_parser("watch", help="follow one series live, in human units",
+                        description="Print the latest sample of one series file, then every "
+                                    "new one as it is written (across rotations).")
+    sp.add_argument("type", choices=list(TYPES), metavar="TYPE",
+                    help="series type: " + ", ".join(TYPES))
     sp.add_argument("resource", nargs="?", default="", help="resource (not for memstat)")
     sp.add_argument("volume", nargs="?", type=int, help="volume number (device series)")
     sp.add_argument("--peer", type=int, help="peer node id (peer and connection series)")
-    sp.add_argument("--count", type=int, help="stop after COUNT samples")
-    sp = sub.add_parser("report", help="min/avg/max of a series over a time range")
-    sp.add_argument("type", choices=list(TYPES))
-    sp.add_argument("resource", nargs="?")
-    sp.add_argument("--vol", "--volume", dest="volume", type=int)
-    sp.add_argument("--peer", type=int)
-    sp.add_argument("--date", help="day for --from/--to given as HH:MM[:SS] (YYYY-MM-DD)")
+    sp.add_argument("--count", type=int, help="stop after COUNT samples (default: until ^C)")
+    sp = sub.add_parser(
+        "report", help="min/avg/max of a series over a time range",
+        description="Summarise series files (rotated and compressed ones included): per "
+                    "column the minimum, the arithmetic mean and the maximum of the lines in "
+                    "the range, and for per-second rates the total (sum of rate x dt_ms/1000, "
+                    "e.g. KiB written).  TIME: YYYY-MM-DD_HH:MM[:SS], 'YYYY-MM-DD HH:MM', "
+                    "HH:MM[:SS] (on --date, default today) or YYYY-MM-DD.")
+    sp.add_argument("type", choices=list(TYPES), metavar="TYPE",
+                    help="series type: " + ", ".join(TYPES))
+    sp.add_argument("resource", nargs="?", help="resource (default: all)")
+    sp.add_argument("--vol", "--volume", dest="volume", type=int, help="only this volume")
+    sp.add_argument("--peer", type=int, help="only this peer node id")
+    sp.add_argument("--date", help="day (YYYY-MM-DD) for --from/--to given as HH:MM[:SS]; "
+                                   "alone: that whole day")
     sp.add_argument("--from", dest="start", metavar="TIME", help="start, inclusive")
     sp.add_argument("--to", dest="stop", metavar="TIME", help="end, inclusive")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="JSON instead of a table")
     sp = sub.add_parser("set", help=f"change a setting ({', '.join(SETTABLE)}), live and in "
                                     "the config file")
-    sp.add_argument("key")
+    sp.add_argument("key", help=", ".join(SETTABLE) + " (BSR's file_path etc. also work)")
     sp.add_argument("value")
-    sp = sub.add_parser("get", help="print a setting (all when no key)")
-    sp.add_argument("key", nargs="?")
+    sp = sub.add_parser("get", help="print a setting (all when no key)",
+                        description="Asks the running daemon; without one, the config file.")
+    sp.add_argument("key", nargs="?", help=", ".join(SETTABLE))
     return p
 
 

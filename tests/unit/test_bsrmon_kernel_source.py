@@ -87,3 +87,32 @@ def test_kernel_source_polls_converts_and_samples(tmp_path: Path) -> None:
     mem = (tmp_path / "perfmon/_global/memstat").read_text().splitlines()[-1].split()
     assert mem[1:4] == ["5", "0", "7"]
     assert src.polls >= 4
+
+
+def test_events_command_is_restarted_and_the_state_rebuilt(tmp_path: Path) -> None:
+    from bsrmon import sources
+    from bsrmon.sources import Events2Source
+
+    rec = tmp_path / "one.events2"
+    rec.write_text("exists resource name:r9 role:Secondary suspended:no\nexists -\n")
+    cfg = Config(file_path=tmp_path / "log", period=0.2, socket=tmp_path / "s",
+                 pid_file=tmp_path / "p")
+    src = Events2Source(command=f"cat {rec}", period=cfg.period)
+    d = Daemon(cfg, src, control=False)
+    old = sources.RESTART_DELAY_S
+    sources.RESTART_DELAY_S = 0.3
+
+    async def go() -> int:
+        task = asyncio.create_task(d.run())
+        await asyncio.sleep(1.6)
+        d._stop.set()
+        return await task
+
+    try:
+        assert asyncio.run(go()) == 0
+    finally:
+        sources.RESTART_DELAY_S = old
+    log = (tmp_path / "log/events.log").read_text().splitlines()
+    runs = [ln for ln in log if "exists resource name:r9 role:Secondary" in ln]
+    assert len(runs) >= 2  # every restart dumps the state again, and it is logged again
+    assert src.clock == "wall" and src.bad_lines == 0

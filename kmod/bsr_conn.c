@@ -41,6 +41,7 @@ struct bsr_peer_device *bsr_create_peer_device(struct bsr_connection *conn,
 	pd->connection = conn;
 	pd->device = dev;
 	pd->repl_state = BSR_REPL_STATE_OFF;
+	pd->peer_disk_state = BSR_DISK_STATE_DUNKNOWN;
 	bsr_struct_set_defaults(&bsr_peer_device_conf_desc, &pd->conf);
 	list_for_each_entry(pos, &conn->peer_devices, list)
 		if (pos->device->volume > dev->volume)
@@ -84,6 +85,7 @@ struct bsr_connection *bsr_create_connection(struct bsr_resource *res,
 	strscpy(c->name, name, sizeof(c->name));
 	c->net_conf = *nc;
 	c->cstate = BSR_CONN_STATE_STANDALONE;
+	c->peer_role = BSR_ROLE_UNKNOWN;
 	INIT_LIST_HEAD(&c->peer_devices);
 	INIT_LIST_HEAD(&c->paths);
 	list_for_each_entry(pos, &res->connections, list)
@@ -105,6 +107,8 @@ void bsr_destroy_connection(struct bsr_connection *c)
 	struct bsr_peer_device *pd, *tpd;
 	struct bsr_path *p, *tp;
 
+	if (c->cstate != BSR_CONN_STATE_STANDALONE || c->net)
+		bsr_conn_disconnect(c, false);
 	list_for_each_entry_safe(p, tp, &c->paths, list)
 		bsr_destroy_path(p);
 	list_for_each_entry_safe(pd, tpd, &c->peer_devices, list)

@@ -88,7 +88,10 @@ struct bsr_path {
 	u32 my_addr_len;
 	u8 peer_addr[BSR_ADDR_LEN];
 	u32 peer_addr_len;
+	bool established;		/* carries the connection now */
 };
+
+struct bsr_net;
 
 struct bsr_connection {
 	struct list_head list;		/* on resource->connections */
@@ -99,6 +102,11 @@ struct bsr_connection {
 	enum bsr_conn_state cstate;
 	struct list_head peer_devices;	/* sorted by volume */
 	struct list_head paths;
+	/* replication network (bsr_receiver.c); NULL while StandAlone */
+	struct bsr_net *net;
+	enum bsr_role peer_role;
+	u32 agreed_proto;
+	atomic64_t sent_bytes, recv_bytes, pings, reconnects;
 };
 
 struct bsr_peer_device {
@@ -108,6 +116,9 @@ struct bsr_peer_device {
 	struct bsr_peer_device_conf conf;
 	enum bsr_repl_state repl_state;
 	u32 resync_susp;		/* BSR_SUSP_* */
+	enum bsr_disk_state peer_disk_state;	/* from the handshake */
+	u64 peer_current_uuid;
+	u64 bitmap_uuid;
 };
 
 /* bsr_nl.c */
@@ -169,6 +180,12 @@ struct bsr_path *bsr_find_path(struct bsr_connection *conn,
 struct bsr_path *bsr_create_path(struct bsr_connection *conn,
 				 const struct bsr_ctx *ctx);
 void bsr_destroy_path(struct bsr_path *path);
+
+/* bsr_receiver.c: the replication network of a connection */
+struct net;
+int bsr_conn_connect(struct bsr_connection *conn, struct net *net,
+		     bool discard_my_data, char *why, size_t whylen);
+void bsr_conn_disconnect(struct bsr_connection *conn, bool force);
 
 /* bsr_state.c */
 int bsr_set_primary(struct bsr_resource *res, bool force,

@@ -5,9 +5,10 @@
  * Every mutating command answers with one message of the same command
  * whose header ret_code is 0 or -errno, with a reason in reply.info_text
  * on failure.  Malformed requests (policy, ranges) fail as netlink errors
- * with an extack message instead.  CONNECT/DISCONNECT and the resync
- * commands belong to replication and are not registered by this build:
- * the kernel answers them with -EOPNOTSUPP.
+ * with an extack message instead.  CONNECT starts the connection thread
+ * (bsr_receiver.c) and returns; DISCONNECT stops it.  The resync commands
+ * are not registered by this build: the kernel answers them with
+ * -EOPNOTSUPP.
  */
 #include <generated/utsrelease.h>
 #include <linux/slab.h>
@@ -476,8 +477,33 @@ static int h_del_path(struct bsr_nlreq *c)
 		snprintf(c->why, WHY_LEN, "%s: no such path", c->res->name);
 		return -ENOENT;
 	}
+	if (p->established) {
+		snprintf(c->why, WHY_LEN,
+			 "%s: the connection uses this path; disconnect first",
+			 c->res->name);
+		return -EBUSY;
+	}
 	bsr_destroy_path(p);
 	return 0;
+}
+
+static int h_connect(struct bsr_nlreq *c)
+{
+	struct bsr_connect_parms p = {};
+	int err = parse(c, &bsr_connect_parms_desc, &p, false);
+
+	return err ?: bsr_conn_connect(c->conn, genl_info_net(c->info),
+				       p.discard_my_data, c->why, WHY_LEN);
+}
+
+static int h_disconnect(struct bsr_nlreq *c)
+{
+	struct bsr_disconnect_parms p = {};
+	int err = parse(c, &bsr_disconnect_parms_desc, &p, false);
+
+	if (!err)
+		bsr_conn_disconnect(c->conn, p.force);
+	return err;
 }
 
 static int h_net_opts(struct bsr_nlreq *c)
@@ -555,6 +581,8 @@ static const struct bsr_handler handlers[BSR_CMD_MAX + 1] = {
 	[BSR_CMD_DEL_PEER] = { h_del_peer, NEED_CONN },
 	[BSR_CMD_NEW_PATH] = { h_new_path, NEED_CONN },
 	[BSR_CMD_DEL_PATH] = { h_del_path, NEED_CONN },
+	[BSR_CMD_CONNECT] = { h_connect, NEED_CONN },
+	[BSR_CMD_DISCONNECT] = { h_disconnect, NEED_CONN },
 	[BSR_CMD_NET_OPTS] = { h_net_opts, NEED_CONN },
 	[BSR_CMD_PEER_DEVICE_OPTS] = { h_peer_device_opts, NEED_PD },
 	[BSR_CMD_INVALIDATE] = { h_invalidate, NEED_DEV },
@@ -837,7 +865,8 @@ static const struct genl_small_ops bsr_genl_ops[] = {
 	DOIT(NEW_MINOR), DOIT(DEL_MINOR), DOIT(ATTACH), DOIT(DETACH),
 	DOIT(DISK_OPTS), DOIT(RESIZE), DOIT(PRIMARY), DOIT(SECONDARY),
 	DOIT(NEW_C_UUID), DOIT(NEW_PEER), DOIT(DEL_PEER), DOIT(NEW_PATH),
-	DOIT(DEL_PATH), DOIT(NET_OPTS), DOIT(PEER_DEVICE_OPTS),
+	DOIT(DEL_PATH), DOIT(CONNECT), DOIT(DISCONNECT), DOIT(NET_OPTS),
+	DOIT(PEER_DEVICE_OPTS),
 	DOIT(INVALIDATE), DOIT(PAUSE_SYNC), DOIT(RESUME_SYNC),
 	DOIT(SUSPEND_IO), DOIT(RESUME_IO), DOIT(OUTDATE), DOIT(DOWN),
 	DUMP(GET_RESOURCES), DUMP(GET_DEVICES), DUMP(GET_CONNECTIONS),

@@ -191,9 +191,15 @@ int bsr_put_connection(struct sk_buff *skb, struct bsr_connection *c)
 {
 	struct bsr_conn_info ci = {
 		.conn_state = c->cstate,
-		.peer_role = BSR_ROLE_UNKNOWN,
+		.peer_role = c->peer_role,
+		.agreed_proto = c->agreed_proto,
 	};
-	struct bsr_conn_stats cs = {};
+	struct bsr_conn_stats cs = {
+		.sent_bytes = atomic64_read(&c->sent_bytes),
+		.recv_bytes = atomic64_read(&c->recv_bytes),
+		.pings = atomic64_read(&c->pings),
+		.reconnects = atomic64_read(&c->reconnects),
+	};
 	struct bsr_ctx ctx;
 
 	conn_ctx(&ctx, c);
@@ -206,8 +212,10 @@ int bsr_put_peer_device(struct sk_buff *skb, struct bsr_peer_device *pd)
 {
 	struct bsr_peer_device_info pi = {
 		.repl_state = pd->repl_state,
-		.peer_disk_state = BSR_DISK_STATE_DUNKNOWN,
+		.peer_disk_state = pd->peer_disk_state,
 		.resync_susp = pd->resync_susp,
+		.bitmap_uuid = pd->bitmap_uuid,
+		.peer_current_uuid = pd->peer_current_uuid,
 	};
 	struct bsr_peer_device_stats ps = {};
 	struct bsr_device *dev = pd->device;
@@ -229,7 +237,7 @@ int bsr_put_peer_device(struct sk_buff *skb, struct bsr_peer_device *pd)
 
 int bsr_put_path(struct sk_buff *skb, struct bsr_path *p)
 {
-	struct bsr_path_info pi = { .established = 0 };
+	struct bsr_path_info pi = { .established = p->established };
 	struct bsr_ctx ctx;
 
 	conn_ctx(&ctx, p->connection);

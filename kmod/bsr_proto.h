@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The bsr replication wire protocol (docs/protocol.md describes it for
+ * people and for the fuzzing client in tests/vm/repl_fuzz.py).
+ *
+ * A connection is two TCP streams: "data" (handshake, later replicated
+ * writes and resync) and "meta" (pings, later acks).  Every packet is a
+ * 16-byte header followed by @length payload bytes.  All integers are
+ * big-endian and every struct has a fixed size; nothing on the wire is
+ * trusted: bsr_receiver.c checks magic, command, stream, length and
+ * sequence before it reads (or allocates) anything for the payload.
+ */
+#ifndef _BSR_PROTO_H
+#define _BSR_PROTO_H
+
+#include <linux/types.h>
+#include <linux/build_bug.h>
+
+#define BSR_PKT_MAGIC		0x42535231U	/* "BSR1" */
+#define BSR_VOL_NONE		0xFFFFU		/* packet is not about a volume */
+#define BSR_MAX_PAYLOAD		(64U << 10)	/* largest payload accepted */
+#define BSR_NONCE_LEN		32
+#define BSR_MAX_DIGEST		64
+#define BSR_ALG_LEN		64
+
+/* Feature bits of p_features.features; none defined by protocol 1. */
+#define BSR_FF_KNOWN		0U
+
+struct bsr_pkt_hdr {
+	__be32 magic;
+	__be16 command;		/* enum bsr_packet */
+	__be16 volume;		/* BSR_VOL_NONE unless per volume */
+	__be32 length;		/* payload bytes after the header */
+	__be32 seq;		/* per stream, 1 for the first packet */
+} __packed;
+
+enum bsr_packet {
+	P_HELLO = 1,		/* first packet of each stream */
+	P_FEATURES = 2,		/* data: versions, node ids, auth alg */
+	P_AUTH_CHALLENGE = 3,	/* data: nonce to sign */
+	P_AUTH_RESPONSE = 4,	/* data: HMAC over the peer's nonce */
+	P_SIZES = 5,		/* data, per volume */
+	P_UUIDS = 6,		/* data, per volume */
+	P_STATE = 7,		/* data: role */
+	P_HS_DONE = 8,		/* data: end of the handshake */
+	P_PING = 9,		/* meta */
+	P_PING_ACK = 10,	/* meta */
+	P_DISCONNECT = 11,	/* data: the peer is going away on purpose */
+	P_MAX_KNOWN = P_DISCONNECT,
+	/*
+	 * Reserved for replication (next protocol version): P_DATA = 32,
+	 * P_RECV_ACK, P_WRITE_ACK, P_NEG_ACK, P_BARRIER, P_BARRIER_ACK,
+	 * P_RS_REQUEST, P_RS_DATA, P_BITMAP, P_OUT_OF_SYNC.
+	 */
+};
+
+enum bsr_stream_kind {
+	BSR_STREAM_DATA = 0,
+	BSR_STREAM_META = 1,
+};
+
+struct p_hello {
+	__u8 stream;		/* enum bsr_stream_kind */
+	__u8 pad[3];
+	__be32 sender_node_id;
+	__be32 receiver_node_id;
+	__be32 reserved;
+	__be64 cookie;		/* pairs the two streams of one attempt */
+} __packed;
+
+struct p_features {
+	__be32 proto_min;
+	__be32 proto_max;
+	__be32 features;	/* BSR_FF_* */
+	__be32 sender_node_id;
+	__be32 receiver_node_id;
+	__be32 volumes;		/* volumes the sender will describe */
+	__u8 auth_alg[BSR_ALG_LEN];	/* cram-hmac-alg, NUL padded, "" none */
+	__u8 res_name[64];	/* informational */
+} __packed;
+
+struct p_auth_challenge {
+	__u8 nonce[BSR_NONCE_LEN];
+} __packed;
+
+/* p_auth_response is the digest itself: length == digest size of alg. */
+
+struct p_sizes {
+	__be64 max_sectors;	/* what the backing disk can hold; 0 diskless */
+	__be64 cur_sectors;	/* size of the device right now */
+	__be64 user_sectors;	/* configured size, 0 = whole disk */
+} __packed;
+
+struct p_uuids {
+	__be64 current_uuid;
+	__be64 bitmap_uuid;	/* of the sender's bitmap towards the receiver */
+	__be64 history[4];
+	__be64 oos_sectors;	/* sender's out-of-sync count towards receiver */
+	__be32 md_flags;
+	__be32 disk_state;	/* enum bsr_disk_state */
+} __packed;
+
+#define BSR_STF_DISCARD_MY_DATA	(1U << 0)
+
+struct p_state {
+	__be32 role;		/* enum bsr_role */
+	__be32 flags;		/* BSR_STF_* */
+} __packed;
+
+struct p_hs_done {
+	__be32 volumes;		/* P_SIZES/P_UUIDS pairs that were sent */
+} __packed;
+
+struct p_disconnect {
+	__be32 reason;		/* 0 admin request, 1 module unload */
+} __packed;
+
+static_assert(sizeof(struct bsr_pkt_hdr) == 16);
+static_assert(sizeof(struct p_hello) == 24);
+static_assert(sizeof(struct p_features) == 24 + BSR_ALG_LEN + 64);
+static_assert(sizeof(struct p_uuids) == 64);
+
+#endif /* _BSR_PROTO_H */

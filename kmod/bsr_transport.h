@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Runtime state of a connection that is not StandAlone, and the TCP
+ * transport under it: a listening socket on the path's local address (on
+ * the node with the higher node id) or outgoing connections (on the
+ * other), two streams per connection (data + meta), bounded send/receive.
+ *
+ * Who touches what:
+ *  - the connection thread (bsr_receiver.c) owns the sockets: it creates,
+ *    uses and releases them;
+ *  - the meta thread sends and receives on the meta stream only;
+ *  - anybody may call bsr_tr_abort() to wake blocked socket calls.
+ * Socket pointers change only under sock_mutex.
+ */
+#ifndef _BSR_TRANSPORT_H
+#define _BSR_TRANSPORT_H
+
+#include <linux/net.h>
+#include <linux/socket.h>
+#include <linux/mutex.h>
+#include <linux/wait.h>
+#include <linux/sched.h>
+#include "bsr_int.h"
+#include "bsr_proto.h"
+
+struct crypto_shash;
+
+struct bsr_stream {
+	struct socket *sock;
+	enum bsr_stream_kind kind;
+	struct mutex send_mutex;	/* one packet at a time */
+	u32 send_seq;
+	u32 recv_seq;
+	void *rbuf;			/* payload buffer, rbuf_len bytes */
+	size_t rbuf_len;
+	struct bsr_connection *conn;	/* statistics */
+};
+
+struct bsr_addr {
+	struct sockaddr_storage my;
+	struct sockaddr_storage peer;
+	int my_len;
+	int peer_len;
+};
+
+/* One handshake's worth of per-volume facts (this node or the peer). */
+struct bsr_hs_vol {
+	u32 volume;
+	bool present;			/* described by its owner */
+	bool has_disk;
+	u32 disk_state;
+	u64 max_sectors, cur_sectors, user_sectors;
+	u64 current_uuid, bitmap_uuid, history[4], oos_sectors;
+	u32 md_flags;
+};
+
+struct bsr_net {
+	struct bsr_connection *conn;
+	struct net *net;			/* reference held */
+	struct task_struct *thread;		/* connection thread */
+	struct task_struct *meta_thread;	/* pings, running while Connected */
+	wait_queue_head_t wq;
+	bool stop;			/* disconnect requested */
+	bool force;			/* ... without saying goodbye */
+	bool discard_my_data;
+	bool passive;			/* listens: higher node id */
+	bool done;			/* thread went StandAlone by itself */
+	u32 my_node_id;
+	u32 peer_node_id;
+	char res_name[BSR_NAME_LEN];
+	struct bsr_net_conf nc;		/* snapshot at connect/attempt */
+	struct bsr_addr addr;		/* path of the current attempt */
+
+	struct mutex sock_mutex;
+	struct socket *listen;
+	struct socket *pending;		/* accepted data stream, waiting for meta */
+	u64 pending_cookie;
+	struct bsr_stream data;
+	struct bsr_stream meta;
+
+	struct crypto_shash *hmac;	/* NULL without shared-secret */
+	atomic_t fail;			/* enum bsr_conn_state of the failure, 0 */
+	u32 agreed_proto;
+	u32 peer_role;
+	u32 path_idx;			/* index of the path in use */
+	u32 attempts;
+
+	/* handshake outcome, applied when the connection is Connected */
+	struct bsr_hs_result *hs;
+	u32 hs_count;
+};
+
+struct bsr_hs_result {
+	u32 volume;
+	u32 repl_state;			/* enum bsr_repl_state */
+	u32 peer_disk;			/* enum bsr_disk_state */
+	u64 peer_uuid;
+	u64 bitmap_uuid;
+};
+
+/* bsr_transport.c */
+int bsr_tr_listen(struct bsr_net *n);
+void bsr_tr_unlisten(struct bsr_net *n);
+int bsr_tr_accept_pair(struct bsr_net *n, unsigned long timeout);
+int bsr_tr_connect_pair(struct bsr_net *n);
+void bsr_tr_close(struct bsr_net *n);
+void bsr_tr_abort(struct bsr_net *n, int how);
+void bsr_tr_abort_stream(struct bsr_net *n, struct bsr_stream *st, int how);
+int bsr_send(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
+	     const void *payload, u32 len);
+int bsr_recv_some(struct bsr_stream *st, void *buf, size_t len, long timeo);
+int bsr_recv_full(struct bsr_stream *st, void *buf, size_t len, long timeo);
+bool bsr_should_stop(struct bsr_net *n);
+
+/* bsr_receiver.c */
+int bsr_proto_err(struct bsr_net *n, struct bsr_stream *st,
+		  const char *what, const struct bsr_pkt_hdr *h);
+int bsr_recv_pkt(struct bsr_net *n, struct bsr_stream *st,
+		 struct bsr_pkt_hdr *h, long idle_timeo);
+void bsr_net_fail(struct bsr_net *n, enum bsr_conn_state why);
+
+/* bsr_handshake.c */
+int bsr_handshake(struct bsr_net *n);
+int bsr_hs_alloc_hmac(const char *alg, struct crypto_shash **tfm,
+		      char *why, size_t whylen);
+
+/* bsr_ping.c */
+int bsr_meta_thread(void *arg);
+
+static inline long bsr_ds_to_jiffies(u32 ds)
+{
+	return msecs_to_jiffies(ds * 100);
+}
+
+#endif /* _BSR_TRANSPORT_H */

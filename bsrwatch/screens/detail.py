@@ -17,7 +17,7 @@ from bsrwatch.severity import Severity
 from bsrwatch.store import Store
 from bsrwatch.view import ResourceView, build_resource
 from bsrwatch.widgets.resource_list import progress_text
-from bsrwatch.widgets.text import duration, glyphs, rate, size, sparkline
+from bsrwatch.widgets.text import glyphs, rate, size, sparkline
 
 _SEV_STYLE = {Severity.normal: "green", Severity.warning: "yellow", Severity.alert: "bold red"}
 SPARK_W = 40
@@ -175,4 +175,4 @@ class DetailScreen(Screen[None]):
         return Target(self.resource)
 
 
-__all__ = ["DetailScreen", "render_detail", "duration"]
+__all__ = ["DetailScreen", "render_detail"]

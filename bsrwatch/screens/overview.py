@@ -13,7 +13,7 @@ from bsrwatch.actions import Target
 from bsrwatch.severity import Severity
 from bsrwatch.store import LogEntry
 from bsrwatch.view import Overview
-from bsrwatch.widgets.resource_list import DISK_W, STATE_W, ResourceList
+from bsrwatch.widgets.resource_list import DISK_W, STATE_W, ResourceList, name_width
 
 _LOG_STYLE = {"info": "", "warning": "yellow", "alert": "bold red"}
 
@@ -76,7 +76,7 @@ class OverviewScreen(Screen[None]):
     def show(self, ov: Overview, events: list[LogEntry], total_events: int) -> None:
         self.last = ov
         lst = self.query_one(ResourceList)
-        name_w = min(max([len(r.name) for r in ov.resources] + [12]) + 2, 28)
+        name_w = name_width(ov)
         self.query_one("#heading", Static).update(Text(
             f"  {'RESOURCE / PEER / VOLUME':<{name_w}} {'ROLE/STATE':<{STATE_W}} "
             f"{'DISK/PEER':<{DISK_W}} DETAIL", style="bold"))

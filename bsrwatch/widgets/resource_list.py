@@ -90,10 +90,15 @@ class RowCache:
         return rows
 
 
+def name_width(ov: Overview) -> int:
+    """Width of the first column: the longest name, within 14..28."""
+    return min(max([len(r.name) for r in ov.resources] + [12]) + 2, 28)
+
+
 def build_rows(ov: Overview, width: int, ascii_only: bool,
                cache: RowCache | None = None) -> list[Row]:
     g = glyphs(ascii_only)
-    name_w = min(max([len(r.name) for r in ov.resources] + [12]) + 2, 28)
+    name_w = name_width(ov)
     used = 2 + name_w + 1 + STATE_W + 1 + DISK_W + 1
     avail = max(width - used, 0)
     rows: list[Row] = []

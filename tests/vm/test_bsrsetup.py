@@ -35,13 +35,13 @@ def node(_setup_guest: Guest, bsr_ko) -> Guest:
     g = _setup_guest
     if not g.alive:
         g.boot()
-    g.run("umount /tmp/bsrmnt 2>/dev/null; bsrsetup down r0", timeout=T)
+    g.run("umount /tmp/bsrmnt 2>/dev/null; test -e /dev/bsr0 && bsrsetup down r0", timeout=T)
     g.rmmod("bsr")
     g.insmod(bsr_ko)
     yield g
     if g.alive:
         g.run("kill $(cat /tmp/ev*.pid) 2>/dev/null; rm -f /tmp/ev*.pid; "
-              "umount /tmp/bsrmnt 2>/dev/null; bsrsetup down r0",
+              "umount /tmp/bsrmnt 2>/dev/null; test -e /dev/bsr0 && bsrsetup down r0",
               timeout=T)
         g.rmmod("bsr")
 

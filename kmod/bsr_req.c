@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The local I/O path of a bsr device: every application bio is cloned to
- * the backing device.  Writes first enter the activity log; since that may
- * write an AL transaction and wait for it, they are handed to a per-device
- * ordered workqueue (no current->bio_list there, so the AL's own I/O is
- * not held back behind ours).  Reads go straight down.
+ * the backing device.  Writes first enter the activity log.  When their
+ * extents are already active (the common case) that costs a spinlock and
+ * they go straight down; otherwise the AL may have to write a transaction
+ * and wait for it, so they are handed to a per-device ordered workqueue
+ * (no current->bio_list there, so the AL's own I/O is not held back behind
+ * ours).  Reads go straight down.
  */
 #include <linux/bio.h>
 #include <linux/blkdev.h>
@@ -230,6 +232,12 @@ void bsr_submit_bio(struct bio *bio)
 	clone->bi_private = req;
 
 	if (op_is_write(bio_op(bio)) && req->nr_sectors) {
+		if (!bsr_al_begin_io_nowait(dev->backing, req->sector,
+					    req->nr_sectors)) {
+			req->in_al = true;
+			submit_local(req);
+			return;
+		}
 		spin_lock_irq(&dev->submit_lock);
 		bio_list_add(&dev->submit_list, clone);
 		spin_unlock_irq(&dev->submit_lock);

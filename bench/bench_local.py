@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Local (single node, no peer) I/O overhead of bsr against the raw disk and DRBD 8.4.
+
+usage: bench_local.py [--quick] [--runtime SECONDS] [--kernel VMLINUZ] [--ko BSR_KO]
+
+Boots one guest (virtme-ng, TCG) with three RAM disks of the same size and
+measures, one target after the other:
+
+  raw    /dev/ram0
+  bsr    /dev/bsr0 on /dev/ram1 (Primary, no peer, internal metadata)
+  drbd   /dev/drbd0 on /dev/ram2 (DRBD 8.4 standalone, internal metadata)
+
+with fio --direct=1:
+
+  seq    1 MiB sequential writes, iodepth 4 (bandwidth, MiB/s)
+  lat    4 KiB random writes, iodepth 1, O_SYNC (mean completion latency, us)
+
+and prints one table with the ratios to raw.  Each run lasts --runtime
+seconds (default 20; --quick: 5).  Absolute numbers under TCG are much
+lower than on hardware; the ratios are what this is for.  Not a test: it
+always exits 0 when the measurements ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KVER_DEFAULT = "6.1.0-56-amd64"
+RD_SIZE_KIB = 256 * 1024
+
+
+@dataclass
+class Row:
+    target: str
+    seq_mib_s: float
+    lat_us: float
+
+
+def sh(cmd: str, check: bool = True) -> str:
+    r = subprocess.run(cmd, shell=True, capture_output=True, text=True)
+    if check and r.returncode:
+        raise RuntimeError(f"{cmd}: exit {r.returncode}\n{r.stdout}{r.stderr}")
+    return r.stdout
+
+
+def fio(dev: str, job: str, runtime: int) -> dict:
+    common = (f"fio --name={job} --filename={dev} --direct=1 --time_based --runtime={runtime} "
+              f"--size=200M --output-format=json --group_reporting")
+    if job == "seq":
+        args = "--rw=write --bs=1M --ioengine=libaio --iodepth=4"
+    else:
+        args = "--rw=randwrite --bs=4k --ioengine=psync --iodepth=1 --sync=1"
+    out = json.loads(sh(f"{common} {args}"))
+    return out["jobs"][0]["write"]
+
+
+def measure(name: str, dev: str, runtime: int) -> Row:
+    seq = fio(dev, "seq", runtime)
+    lat = fio(dev, "lat", runtime)
+    return Row(name, seq["bw"] / 1024.0, lat["clat_ns"]["mean"] / 1000.0)
+
+
+def setup_bsr(dev: str, ko: str) -> str:
+    sys.path.insert(0, str(ROOT))
+    from bsr.netlink import BsrNetlink
+
+    sh(f"insmod {ko}")
+    sh(f"cd {ROOT} && {sys.executable} -m bsr.meta_cli --force --node-id=0 0 v1 {dev} internal "
+       f"create-md --max-peers=1")
+    with BsrNetlink() as nl:
+        nl.request("NEW_RESOURCE", ctx={"res_name": "bench"}, res_opts={"node_id": 0})
+        nl.request("NEW_MINOR", ctx={"res_name": "bench"}, new_minor_parms={"minor": 0})
+        nl.request("ATTACH", minor=0, disk_conf={"backing_dev": dev, "meta_dev": dev})
+        nl.request("PRIMARY", ctx={"res_name": "bench"}, role_parms={"force": 1})
+    return "/dev/bsr0"
+
+
+def setup_drbd(dev: str) -> str:
+    setup = "/usr/lib/drbd/drbdsetup-84"
+    sh("modprobe drbd usermode_helper=/bin/true")
+    sh(f"drbdmeta --force 0 v08 {dev} internal create-md </dev/null")
+    sh(f"{setup} new-resource bench84")
+    sh(f"{setup} new-minor bench84 0 0")
+    sh(f"{setup} attach 0 {dev} {dev} internal")
+    sh(f"{setup} primary 0 --force")
+    return "/dev/drbd0"
+
+
+def in_guest(runtime: int, ko: str) -> list[Row]:
+    sh(f"modprobe brd rd_nr=3 rd_size={RD_SIZE_KIB}")
+    rows = [measure("raw", "/dev/ram0", runtime)]
+    rows.append(measure("bsr", setup_bsr("/dev/ram1", ko), runtime))
+    rows.append(measure("drbd 8.4", setup_drbd("/dev/ram2"), runtime))
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    raw = rows[0]
+    lines = [f"{'target':<10} {'seq 1M MiB/s':>13} {'x raw':>7} {'4k sync lat us':>15} {'x raw':>7}"]
+    for r in rows:
+        lines.append(f"{r.target:<10} {r.seq_mib_s:>13.1f} {r.seq_mib_s / raw.seq_mib_s:>7.3f} "
+                     f"{r.lat_us:>15.1f} {r.lat_us / raw.lat_us:>7.3f}")
+    return "\n".join(lines)
+
+
+def on_host(runtime: int, kernel: str, ko: str) -> int:
+    me = shlex.quote(str(Path(__file__).resolve()))
+    py = shlex.quote(sys.executable)
+    cmd = f"{py} {me} --in-guest --runtime {runtime} --ko {shlex.quote(ko)}"
+    env = dict(os.environ, PATH=f"{ROOT}/.venv/bin:{os.environ.get('PATH', '')}")
+    r = subprocess.run(["vng", "-r", kernel, "--disable-kvm", "--force-9p", "-p", "2", "-m", "2G",
+                        "-e", cmd], capture_output=True, text=True, env=env, cwd=ROOT)
+    marker = "BENCH_JSON "
+    for line in r.stdout.splitlines():
+        if line.startswith(marker):
+            rows = [Row(**x) for x in json.loads(line[len(marker):])]
+            print(table(rows))
+            return 0
+    sys.stderr.write(r.stdout[-4000:] + r.stderr[-4000:])
+    return 1
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="5 s per run instead of 20")
+    ap.add_argument("--runtime", type=int, default=None, help="seconds per fio run")
+    ap.add_argument("--kernel", default=f"/boot/vmlinuz-{KVER_DEFAULT}", help="guest kernel")
+    ap.add_argument("--ko", default=str(ROOT / "kmod/bsr.ko"), help="bsr.ko to load")
+    ap.add_argument("--in-guest", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    runtime = a.runtime or (5 if a.quick else 20)
+    if a.in_guest:
+        rows = in_guest(runtime, a.ko)
+        print("BENCH_JSON " + json.dumps([r.__dict__ for r in rows]), flush=True)
+        return 0
+    return on_host(runtime, a.kernel, a.ko)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -257,3 +257,14 @@ def test_every_option_bsradm_can_pass_is_accepted():
             args += [opt.cli(v) for v in values]
         rc, _, err, _ = call(argv + args)
         assert rc == 0, (argv, err)
+
+
+def test_entry_point_loads_only_the_pyroute2_modules_it_needs():
+    import subprocess
+    import sys
+    code = ("import sys; from bsr.setup_cli import main; main(['--version']); "
+            "print('FULL' if hasattr(sys.modules['pyroute2'], 'IPRoute') else 'LIGHT', "
+            "'ndb' in str(sorted(sys.modules)))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120)
+    assert r.stdout.splitlines()[-1] == "LIGHT False", r.stdout + r.stderr

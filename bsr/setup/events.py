@@ -14,7 +14,9 @@ Order of work (so that nothing is lost between dump and stream):
    the program).
 
 Every line is flushed.  If the kernel reports that its queue overflowed
-(ENOBUFS), ``- skipped 1`` is printed and the state is re-read at once.
+(ENOBUFS), ``- skipped 1`` is printed and the state is re-read at once:
+changed objects as ``change``, new ones as ``create``, vanished ones as
+``destroy``.
 """
 
 from __future__ import annotations
@@ -104,6 +106,11 @@ class Printer:
         before.update(changed)
         self._write(Event(Verb.change, ev.kind, fields, ev.timestamp, raw_object=ev.raw_object))
 
+    def identity(self, kind: Kind, key: tuple[str, ...]) -> list[str]:
+        """Identity values of a shown object, in IDENTITY_KEYS order."""
+        shown = self.shown.get((kind, key), {})
+        return [shown.get(k, "") for k in IDENTITY_KEYS[kind]]
+
     def _forget(self, res: str) -> None:
         for k in [k for k in self.shown if k[1][0] == res]:
             del self.shown[k]
@@ -170,12 +177,30 @@ class Events2:
             self.printer.emit(Event(Verb.exists, Kind.other, raw_object="-"))
         self.conv.baseline(_seq_of(msgs))
 
-    def poll(self) -> None:
-        """Re-read the state; print what changed since it was last shown."""
-        for m in self.nl.dump("GET_INITIAL_STATE", **_ctx(self.opts)):
+    def poll(self, *, resync: bool = False) -> None:
+        """Re-read the state; print what changed since it was last shown.
+
+        With ``resync`` (events were lost) objects never shown are printed
+        as ``create`` and shown objects that are gone as ``destroy``.
+        """
+        msgs = self.nl.dump("GET_INITIAL_STATE", **_ctx(self.opts))
+        present = set()
+        for m in msgs:
             for ev in self.conv.convert(m, verb=Verb.change):
-                if ev.kind is not Kind.other:
+                key = ev.key()
+                if ev.kind is Kind.other or key is None:
+                    continue
+                present.add((ev.kind, key))
+                if resync and (ev.kind, key) not in self.printer.shown:
+                    ev.verb = Verb.create
+                    self.printer.emit(ev)
+                else:
                     self.printer.emit_changes(ev)
+        if resync:
+            self.conv.baseline(_seq_of(msgs))  # the dump covers what was lost
+            for kind, key in [k for k in self.printer.shown if k not in present]:
+                ident = dict(zip(IDENTITY_KEYS[kind], self.printer.identity(kind, key)))
+                self.printer.emit(Event(Verb.destroy, kind, ident, raw_object=kind.value))
 
     def stream(self) -> None:
         tick = POLL_TICK_S if (self.opts.interval or self.opts.poll) else None
@@ -192,7 +217,7 @@ class Events2:
                 if e.errno != errno.ENOBUFS:
                     raise
                 self.printer.emit(Event(None, Kind.other, skipped=1))
-                self.poll()
+                self.poll(resync=True)
                 continue
             if tick is None:
                 return  # the source ended

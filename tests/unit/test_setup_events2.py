@@ -135,10 +135,14 @@ def test_overrun_prints_skipped_and_rereads_state():
 
     later = initial_state()
     later[0] = resource(role=abi.Role.Primary)
+    later[1] = device(volume=1, minor=1)  # volume 0 went away, volume 1 appeared
     nl = Overrun({"GET_INITIAL_STATE": [initial_state(), later]}, batches=[])
     lines = run(nl)
     tail = lines[lines.index("exists -") + 1:]
-    assert tail == ["- skipped 1", "change resource name:r0 role:Primary"]
+    assert tail == ["- skipped 1", "change resource name:r0 role:Primary",
+                    "create device name:r0 volume:1 minor:1 disk:UpToDate client:no "
+                    "backing_dev:/dev/vdb open:no",
+                    "destroy device name:r0 volume:0 minor:0"]
 
 
 def test_sync_progress_in_the_stream():

@@ -101,6 +101,7 @@ def _counters_device(d: Device) -> dict[str, Any]:
 
 def _counters_peer_device(p: PeerDevice) -> dict[str, Any]:
     return _ints(p.extra, _PEER_DEVICE_KEYS, {
+        "syncing": p.syncing,
         "sent_kib": p.sent_kib,
         "pending": p.pending,
         "unacked": p.unacked,
@@ -295,9 +296,11 @@ class Sampler:
             repl = _rate(p, cur, "repl_sent_kib", dt)
             rs = _rate(p, cur, "rs_sent_kib", dt)
             if repl is None and rs is None:
-                # plain events2: all sent data is replication unless syncing
+                # plain events2: sent data is resync if a resync ran at either
+                # end of the period, else replication
                 total = _rate(p, cur, "sent_kib", dt)
-                repl, rs = (0.0, total) if pd.syncing else (total, 0.0)
+                syncing = p.get("syncing") or cur["syncing"]
+                repl, rs = (0.0, total) if syncing else (total, 0.0)
             both = (repl or 0.0) + (rs or 0.0)
             pct = (100.0 * (rs or 0.0) / both) if both > 0 else 0.0
             out.append((k("resync_ratio"), (ms, repl, rs, pct, cur.get("oos_kib"))))

@@ -55,18 +55,20 @@ class EventClock:
         self.full = timedelta(seconds=period * 1.5)
         self.prev: datetime | None = None
         self.last_tick: datetime | None = None
+        self.window: datetime | None = None  # first event after the last tick
 
     def before(self, ts: datetime | None) -> Tick | None:
         if ts is None:
             return None
         tick = None
-        if self.prev is not None and (ts - self.prev >= self.half or (
-                self.last_tick is not None and ts - self.last_tick >= self.full)):
+        if self.prev is not None and self.window is not None and (
+                ts - self.prev >= self.half or ts - self.window >= self.full):
             if self.last_tick is None or self.prev > self.last_tick:
                 tick = Tick(self.prev)
                 self.last_tick = self.prev
-        if self.last_tick is None:
-            self.last_tick = ts if tick is None else self.last_tick
+                self.window = ts
+        if self.window is None:
+            self.window = ts
         self.prev = ts
         return tick
 

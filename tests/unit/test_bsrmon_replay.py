@@ -110,3 +110,30 @@ def test_show_without_a_daemon_reads_the_last_line_of_each_file(
     assert main(["--file-path", str(replayed), *sock, "/show"]) == 0
     text = capsys.readouterr().out
     assert "iostat r0 vnr0 " in text and "w_kibs=4.0MiB/s" in text
+
+
+def test_drbd9_resync_and_disconnect_recording(tmp_path: Path) -> None:
+    """A DRBD 9 stream (change lines carry only what changed): connect, full
+    resync while the node becomes Primary, disconnect."""
+    from bsrmon.report import report
+    rec = DATA / "drbd9_resync.events2"
+    assert main(["--file-path", str(tmp_path), "run", "--no-control", "--events", str(rec)]) == 0
+    log = (tmp_path / "events.log").read_text()
+    for needle in ("change connection name:r0 peer-node-id:1 conn-name:node-b connection:Connected",
+                   "replication:SyncSource",
+                   "replication:Established peer-disk:UpToDate",
+                   "connection:Disconnecting", "connection:StandAlone",
+                   "destroy connection name:r0 peer-node-id:1 conn-name:node-b",
+                   "call helper name:r0", "change resource name:r0 role:Primary"):
+        assert needle in log, needle
+    assert "sent:" not in log and "out-of-sync:" not in log
+    perfmon = tmp_path / "perfmon"
+    (net,) = report(perfmon, "network", "r0", peer=1)
+    c = {s.name: s for s in net.columns}
+    assert c["send_bps"].total == pytest.approx(1052604 * 1024, rel=1e-6)
+    assert c["send_bps"].max > 30e6
+    (rr,) = report(perfmon, "resync_ratio", "r0", volume=0, peer=1)
+    c = {s.name: s for s in rr.columns}
+    assert c["resync_kibs"].total == pytest.approx(1052604, rel=1e-6)
+    assert c["repl_kibs"].total == 0
+    assert (c["oos_kib"].max, c["oos_kib"].min) == (1048508, 0)

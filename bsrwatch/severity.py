@@ -37,6 +37,8 @@ class Verdict:
             self.reasons.append(reason)
 
     def absorb(self, other: "Verdict", prefix: str = "") -> None:
+        if not other.reasons and other.severity is Severity.normal:
+            return
         if other.severity > self.severity:
             self.severity = other.severity
         self.reasons.extend(prefix + r for r in other.reasons)

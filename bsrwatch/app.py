@@ -12,7 +12,7 @@ import shlex
 from dataclasses import replace
 from pathlib import Path
 
-from textual.app import App
+from textual.app import App, ScreenStackError
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.screen import ModalScreen
@@ -86,15 +86,18 @@ class BsrWatchApp(App[None]):
         """Redraw what the top screen shows, if anything changed (the throttle)."""
         if not force and self.store.generation == self._drawn_generation:
             return
+        try:
+            self._redraw()
+        except (NoMatches, ScreenStackError):
+            return  # the app is shutting down and its screens are going away
+
+    def _redraw(self) -> None:
         self._drawn_generation = self.store.generation
         self.redraws += 1
         ov = self.overview
         if ov.composed and ov.is_attached:
             model = build_overview(self.store, ov.pattern, ov.problems_only, self.views)
-            try:
-                ov.show(model, list(self.store.events), self.store.event_total)
-            except NoMatches:  # the app is shutting down and widgets are gone
-                return
+            ov.show(model, list(self.store.events), self.store.event_total)
         top = self.screen
         if isinstance(top, DetailScreen):
             top.show(self.store)

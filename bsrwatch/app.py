@@ -49,9 +49,9 @@ class BsrWatchApp(App[None]):
         _act("I", "invalidate-remote", False), _act("D", "discard-my-data", False),
         Binding("t", "tasks", "tasks"),
         Binding("e", "events", "events", show=False),
-        Binding("question_mark", "help", "help"),
+        Binding("question_mark", "help", "help", show=False),
         Binding("T", "toggle_theme", "theme", show=False),
-        Binding("q", "quit", "quit"),
+        Binding("q", "quit", "quit", show=False),
     ]
 
     def __init__(self, source: Source, settings: Settings = Settings(), *,

@@ -24,7 +24,7 @@ class EventLogScreen(Screen[None]):
         yield Static(Text("Event log (newest last)", style="bold"))
         with VerticalScroll(id="events-scroll"):
             yield Static(id="events")
-        yield Footer()
+        yield Footer(compact=True)
 
     def show(self, events: list[LogEntry]) -> None:
         self.query_one("#events", Static).update(

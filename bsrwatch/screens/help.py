@@ -42,4 +42,4 @@ class HelpScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static(help_table(self.command))
-        yield Footer()
+        yield Footer(compact=True)

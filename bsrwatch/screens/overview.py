@@ -43,6 +43,9 @@ def format_log(e: LogEntry, ascii_only: bool = False) -> Text:
 
 class OverviewScreen(Screen[None]):
     BINDINGS = [
+        # first, so that an 80-column footer always shows them
+        Binding("question_mark", "app.help", "help"),
+        Binding("q", "app.quit", "quit"),
         Binding("slash", "filter", "filter"),
         Binding("exclamation_mark", "problems", "problems"),
         Binding("l", "toggle_log", "log", show=False),
@@ -66,7 +69,7 @@ class OverviewScreen(Screen[None]):
                     id="filter")
         with Vertical(id="logpane"):
             yield Static(id="eventlog")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.composed = True

@@ -38,7 +38,7 @@ class TaskLogScreen(Screen[None]):
         yield Static(Text("Task log: commands run by bsrwatch (newest first)", style="bold"))
         with VerticalScroll():
             yield Static(id="tasks")
-        yield Footer()
+        yield Footer(compact=True)
 
     def show(self, tasks: list[Task]) -> None:
         self.query_one("#tasks", Static).update(render_tasks(tasks))

@@ -33,7 +33,7 @@ class ConfirmScreen(ModalScreen[bool]):
             if self.typed is not None:
                 yield Static(Text(f"Dangerous: type {self.typed!r} and press Enter "
                                   "(Esc cancels)", style="bold red"))
-                yield Input(id="confirm-input")
+                yield Input(id="confirm-input", cursor_blink=False)  # no redraw churn over SSH
             else:
                 yield Static(Text("y / Enter: run     n / Esc: cancel"))
 

@@ -66,7 +66,7 @@ class OverviewScreen(Screen[None]):
         yield Static(id="heading")
         yield ResourceList(ascii_only=self.ascii_only, id="resources")
         yield Input(placeholder="filter: substring or glob, Enter to apply, Esc to clear",
-                    id="filter")
+                    id="filter", cursor_blink=False)
         with Vertical(id="logpane"):
             yield Static(id="eventlog")
         yield Footer(compact=True)

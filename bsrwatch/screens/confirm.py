@@ -33,7 +33,9 @@ class ConfirmScreen(ModalScreen[bool]):
             if self.typed is not None:
                 yield Static(Text(f"Dangerous: type {self.typed!r} and press Enter "
                                   "(Esc cancels)", style="bold red"))
-                yield Input(id="confirm-input", cursor_blink=False)  # no redraw churn over SSH
+                box = Input(id="confirm-input")
+                box.cursor_blink = False  # no redraw traffic over SSH
+                yield box
             else:
                 yield Static(Text("y / Enter: run     n / Esc: cancel"))
 

@@ -65,8 +65,10 @@ class OverviewScreen(Screen[None]):
         yield Static(id="status")
         yield Static(id="heading")
         yield ResourceList(ascii_only=self.ascii_only, id="resources")
-        yield Input(placeholder="filter: substring or glob, Enter to apply, Esc to clear",
-                    id="filter", cursor_blink=False)
+        box = Input(placeholder="filter: substring or glob, Enter to apply, Esc to clear",
+                    id="filter")
+        box.cursor_blink = False  # no redraw traffic over SSH
+        yield box
         with Vertical(id="logpane"):
             yield Static(id="eventlog")
         yield Footer(compact=True)

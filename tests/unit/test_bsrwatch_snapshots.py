@@ -19,6 +19,7 @@ pytestmark = pytest.mark.timeout(60)
 def settle(*keys: str):
     async def run_before(pilot) -> None:
         await pilot.pause(0.1)
+        assert pilot.app.overview.composed  # never snapshot an error screen
         pilot.app.refresh_view(force=True)
         if keys:
             await pilot.press(*keys)

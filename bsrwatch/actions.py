@@ -148,8 +148,9 @@ class TaskRunner:
             _kill_group(proc)
             await proc.wait()
             task.state, task.rc = TaskState.timeout, proc.returncode
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # bsrwatch is quitting: leave nothing behind
             _kill_group(proc)
+            await proc.communicate()
             raise
         finally:
             task.seconds = time.monotonic() - t0

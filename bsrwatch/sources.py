@@ -184,7 +184,7 @@ class CommandSource:
         except asyncio.CancelledError:
             _kill(proc)
             err_task.cancel()
-            await proc.wait()
+            await proc.communicate()  # drain and close the pipes, reap the process
             raise
         err = (await err_task).decode("utf-8", "replace").strip().splitlines()
         return rc, err[-1][:200] if err else ""

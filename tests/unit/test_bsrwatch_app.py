@@ -327,3 +327,16 @@ async def test_full_event_log_screen_lists_changes_with_timestamps():
         assert "Event log" in scr and "06:50:00 web:node-b connection:Connected→NetworkFailure" in scr
         await pilot.press("escape")
         assert app.screen is app.overview
+
+
+async def test_theme_toggle_is_saved_to_the_settings_file(tmp_path):
+    from bsrwatch.settings import load
+    path = tmp_path / "bsrwatch.toml"
+    app = make_app("initial", settings_path=path)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, app)
+        assert app.theme == "textual-dark"
+        await pilot.press("T")
+        await pilot.pause(0.05)
+        assert app.theme == "textual-light"
+    assert load(path)[0].theme == "light"

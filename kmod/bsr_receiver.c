@@ -396,7 +396,7 @@ static void wait_retry(struct bsr_net *n)
 
 static void log_attempt_error(struct bsr_net *n, int err)
 {
-	if (err == -ECONNREFUSED || err == -ETIMEDOUT ||
+	if (err == -ECONNREFUSED || err == -ETIMEDOUT || err == -EINPROGRESS ||
 	    err == -EHOSTUNREACH || err == -ENETUNREACH)
 		return;	/* the peer is not there (yet): normal */
 	pr_warn_ratelimited("%s peer %u: connect attempt failed: %d\n",

@@ -9,8 +9,9 @@ whole test module and the tests talk to it with bash's /dev/tcp:
 One JSON request per connection, one JSON answer, then the server closes.
 Ops: ``ping``; ``nl`` (one command: cmd, structs; answers ok/errno/text);
 ``show``/``wait``/``hold`` (state of one connection, see repl_state.py);
-``events_reset`` (subscribe again, forget recorded events) and ``events``
-(the events2 lines of every notification since the reset).
+``events_reset`` (subscribe again, forget recorded events), ``events``
+(the events2 lines of every notification since the reset) and ``fuzz``
+(run repl_fuzz.Fuzzer with the request's parameters, answer its summary).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from bsr.events2 import format_event
 from bsr.kevents import Converter
 from bsr.model import Verb
 from bsr.netlink import BsrError, BsrNetlink
+from repl_fuzz import Fuzzer
 from repl_state import snapshot
 
 
@@ -107,6 +109,13 @@ def handle(rec: Recorder, req: dict[str, Any]) -> dict[str, Any]:
     if op == "events_reset":
         rec.reset()
         return {"ok": True}
+    if op == "fuzz":
+        fz = Fuzzer(req["target"], int(req.get("port", 7789)), req.get("source"),
+                    int(req["my_node"]), int(req["peer_node"]), int(req.get("seed", 1)),
+                    req.get("stranger"))
+        return {"ok": True, **fz.run(int(req["hello"]), int(req["handshake"]),
+                                     int(req["connected"]), int(req["stranger_frames"]),
+                                     int(req["sectors"]))}
     if op == "events":
         with rec.lock:
             return {"ok": True, "lines": list(rec.lines)}

@@ -145,7 +145,7 @@ def wait_state(n: Node, states: str, seconds: float = 60) -> dict[str, Any]:
 
 
 def holds_state(n: Node, state_: str, seconds: float) -> dict[str, Any]:
-    r = call(n.g, {"op": "hold", "res": "r0", "peer": n.peer_id, "states": [state_],
+    r = call(n.g, {"op": "hold", "res": "r0", "peer": n.peer_id, "states": state_.split(","),
                    "seconds": seconds}, timeout=seconds + T)
     assert r["ok"], f"{n.g.name}: left {state_} within {seconds}s: {r}"
     return r["state"]

@@ -150,3 +150,33 @@ def test_kernel_errors_and_usage_errors_exit_codes(node: Guest, bsr_ko) -> None:
     r = g.run("bsrsetup status", timeout=T)
     assert r.rc == 20 and "generic netlink family" in r.stderr, (r.rc, r.stderr)
     g.insmod(bsr_ko)
+
+
+def test_interval_prints_only_changed_counters(node: Guest) -> None:
+    g = node
+    disk = g.spec.disks[0].device
+    g.check(f"bsrmeta --force 0 v1 {disk} internal create-md --max-peers=1 "
+            f"--peer-node-ids=1 && bsrsetup new-resource r0 0 && bsrsetup new-minor r0 0 0 && "
+            f"bsrsetup attach 0 {disk} {disk} internal && bsrsetup primary --force r0",
+            timeout=T)
+    g.check("setsid bsrsetup events2 --statistics --interval=1 r0 > /tmp/iv 2>&1 < /dev/null & "
+            "echo $! > /tmp/ev_iv.pid; "
+            "for i in $(seq 300); do grep -q '^exists -$' /tmp/iv && break; sleep 1; done; "
+            # write through a descriptor held open: no open/close notification
+            # carries the counters, only the 1 s polls can show them
+            "exec 3<>/dev/bsr0; sleep 4; "
+            "dd if=/dev/urandom bs=1M count=4 oflag=direct status=none >&3; sleep 6; "
+            "exec 3>&-; sleep 2; kill $(cat /tmp/ev_iv.pid)", timeout=T)
+    lines = g.check("cat /tmp/iv", timeout=T).stdout.splitlines()
+    tail = lines[lines.index("exists -") + 1:]
+    dev = [ln for ln in tail if ln.startswith("change device name:r0 volume:0 minor:0 ")]
+    # poll lines carry the identity and what changed, not the unchanged state
+    polled = [ln for ln in dev if " disk:" not in ln]
+    assert polled, "\n".join(lines)
+    assert not any(" size:" in ln or " open:" in ln for ln in polled), "\n".join(polled)
+    assert any(re.search(r" written:4096\b", ln) for ln in polled), "\n".join(dev)
+
+    st = json.loads(g.check("bsrsetup status --json r0", timeout=T).stdout)
+    assert st[0]["role"] == "Primary" and st[0]["devices"][0]["written"] >= 4096
+    text = g.check("bsrsetup status --statistics r0", timeout=T).stdout
+    assert re.search(r"^      size:\d+ read:\d+ written:\d+ ", text, re.M), text

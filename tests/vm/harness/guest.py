@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import pyzip
 from .kernel import KernelEnv
 
 AGENT = Path(__file__).with_name("agent.py")
@@ -166,6 +167,13 @@ class Guest:
         return self.proc is not None and self.proc.poll() is None
 
     @property
+    def pythonpath(self) -> str:
+        """Modules from the tmpfs zip first (fast), then the repo over 9p."""
+        if self.env.pyzip is None:
+            return str(self.env.repo)
+        return f"{pyzip.GUEST_PATH}:{self.env.repo}"
+
+    @property
     def py(self) -> str:
         """The project's Python inside the guest (the host venv, over 9p)."""
         return str(self.env.venv_python)
@@ -194,7 +202,10 @@ class Guest:
         if self.spec.rwdir is not None:
             cmd += ["--rwdir", str(self.spec.rwdir)]
         cmd += [f"-o={' '.join(qemu_opts)}"]
-        cmd += ["-e", f"/usr/bin/python3 {shlex.quote(str(AGENT))}"]
+        agent = f"/usr/bin/python3 {shlex.quote(str(AGENT))}"
+        if self.env.pyzip is not None:
+            agent = f"cp {shlex.quote(str(self.env.pyzip))} {pyzip.GUEST_PATH}; exec {agent}"
+        cmd += ["-e", agent]
         return cmd
 
     def boot(self) -> "Guest":
@@ -350,7 +361,7 @@ class Guest:
         """Start ``cmd`` (bash) in the guest and return at once."""
         guest_env = {
             "PATH": f"{self.env.venv_bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "PYTHONPATH": str(self.env.repo),
+            "PYTHONPATH": self.pythonpath,
         }
         guest_env.update(env or {})
         fut = self._send({"op": "run", "cmd": cmd, "timeout": timeout, "env": guest_env})

@@ -8,6 +8,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import pyzip
+
 REPO = Path(__file__).resolve().parents[3]
 
 
@@ -39,6 +41,7 @@ class KernelEnv:
     qemu: Path
     venv_bin: Path
     repo: Path = REPO
+    pyzip: Path | None = None  # compiled modules the guest copies to tmpfs
 
     @property
     def venv_python(self) -> Path:
@@ -71,7 +74,8 @@ def find_env() -> tuple[KernelEnv | None, str]:
     vmlinuz = Path("/boot") / f"vmlinuz-{kver}"
     if not os.access(vmlinuz, os.R_OK):
         return None, f"{vmlinuz} not readable"
-    return KernelEnv(kver=kver, vmlinuz=vmlinuz, vng=vng, qemu=Path(qemu), venv_bin=venv_bin), ""
+    return KernelEnv(kver=kver, vmlinuz=vmlinuz, vng=vng, qemu=Path(qemu), venv_bin=venv_bin,
+                     pyzip=pyzip.build(REPO / ".cache" / "guest-py")), ""
 
 
 def build_module(env: KernelEnv, subdir: Path | None = None) -> Path:

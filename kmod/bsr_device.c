@@ -36,9 +36,16 @@ sector_t bsr_dev_capacity(struct bsr_device *dev)
 	return get_capacity(dev->disk);
 }
 
+/*
+ * A Primary (or anyone who has it open) keeps the size, so that I/O fails
+ * with EIO (no disk, no peer) rather than looking like the end of the
+ * device; becoming Secondary or the next attach sets the size again.
+ */
 static void close_backing(struct bsr_device *dev)
 {
 	struct bsr_backing *b = dev->backing;
+	unsigned long flags;
+	int open;
 
 	bsr_drain_ldev(dev);
 	flush_workqueue(dev->submit_wq);
@@ -46,7 +53,11 @@ static void close_backing(struct bsr_device *dev)
 	if (dev->resource->role == BSR_ROLE_PRIMARY)
 		bsr_md_change_flags(b, 0, BSR_MDF_PRIMARY_IND);
 	bsr_backing_close(b);
-	set_capacity_and_notify(dev->disk, 0);
+	spin_lock_irqsave(&dev->resource->lock, flags);
+	open = dev->open_cnt;
+	spin_unlock_irqrestore(&dev->resource->lock, flags);
+	if (!open && dev->resource->role != BSR_ROLE_PRIMARY)
+		set_capacity_and_notify(dev->disk, 0);
 	bsr_set_disk_state(dev, BSR_DISK_STATE_DISKLESS);
 }
 

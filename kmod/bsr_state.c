@@ -130,6 +130,8 @@ int bsr_set_secondary(struct bsr_resource *res, char *why, size_t whylen)
 		if (dev->backing)
 			bsr_md_change_flags(dev->backing, 0,
 					    BSR_MDF_PRIMARY_IND);
+		else
+			set_capacity_and_notify(dev->disk, 0);
 	}
 	pr_info("%s: role( Primary -> Secondary )\n", res->name);
 	bsr_notify_resource(res, BSR_NOTIFY_TYPE_CHANGE);

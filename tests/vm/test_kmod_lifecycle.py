@@ -255,7 +255,7 @@ req("DEL_RESOURCE", ctx={"res_name": "r0"})
     code = PRELUDE + 'req("PRIMARY", ctx={"res_name": "r0"}, role_parms={"force": 1})\n' \
         'print(json.dumps({"cmd": "dump", "ok": True, "n": len(nl.dump("GET_DEVICES"))}))\n'
     out = g.check("cd /work/main && setpriv --inh-caps=-all --bounding-set=-all "
-                  "python - <<'EOF'\n" + code + "\nEOF").stdout
+                  "python - <<'EOF'\n" + code + "\nEOF", timeout=600).stdout
     rr = results([json.loads(x) for x in out.splitlines() if x.startswith("{")])
     assert rr["PRIMARY"]["errno"] == 1
     assert rr["dump"]["n"] == 2

@@ -30,7 +30,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from pyroute2.netlink import (
+from bsr import pyroute2_light
+
+pyroute2_light.load()
+
+from pyroute2.netlink import (  # noqa: E402 (after the light package is registered)
     NETLINK_ADD_MEMBERSHIP,
     NETLINK_GENERIC,
     NLA_F_NESTED,
@@ -41,11 +45,11 @@ from pyroute2.netlink import (
     genlmsg,
     nla,
 )
-from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.generic import GenericNetlinkSocket
-from pyroute2.netlink.nlsocket import Marshal
+from pyroute2.netlink.exceptions import NetlinkError  # noqa: E402
+from pyroute2.netlink.generic import GenericNetlinkSocket  # noqa: E402
+from pyroute2.netlink.nlsocket import Marshal  # noqa: E402
 
-from bsr import abi
+from bsr import abi  # noqa: E402
 
 NETLINK_EXT_ACK = 11
 Value = int | str | bytes

@@ -158,10 +158,6 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # the daemon only needs pyroute2's generic-netlink modules: a smaller,
-    # faster-starting process (see bsr.setup_cli.light_pyroute2)
-    from bsr.setup_cli import light_pyroute2
-    light_pyroute2()
     argv = translate_slash(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -72,7 +72,16 @@ class Runner:
             return subprocess.CompletedProcess(real, 127, "", "")
 
     def run(self, argv: Argv) -> int:
-        """Run one command (or print it with -d); its exit code, mapped to bsradm's."""
+        """Run one command (or print it with -d); bsradm's exit code for it.
+
+        Any failure of a low-level tool is a failed command (1) for bsradm,
+        whatever code the tool used: its 10 ("no such resource") and 20
+        ("module not loaded") are not errors in the admin's configuration or
+        command line, which is what bsradm's 10 and 20 mean.
+        """
+        return EXIT_OK if self._run_raw(argv) == EXIT_OK else EXIT_FAILED
+
+    def _run_raw(self, argv: Argv) -> int:
         if self.dry_run:
             self.out.write(shlex.join(argv) + "\n")
             self.out.flush()
@@ -80,8 +89,7 @@ class Runner:
         if self.verbose:
             self.err.write(shlex.join(argv) + "\n")
         self.out.flush()
-        rc = self._exec(argv, capture=False).returncode
-        return rc if rc in (EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_USAGE) else EXIT_FAILED
+        return self._exec(argv, capture=False).returncode
 
     def query(self, argv: Argv) -> tuple[int, str]:
         """Run a read-only command even with -d; (exit code, stdout)."""
@@ -93,9 +101,9 @@ class Runner:
     def run_all(self, cmds: list[Argv], what: str) -> int:
         """Run commands in order; stop at the first failure and say where."""
         for i, argv in enumerate(cmds):
-            rc = self.run(argv)
+            rc = self._run_raw(argv)
             if rc != EXIT_OK:
                 self.err.write(f"bsradm: {what}: '{shlex.join(argv)}' failed (exit code {rc}); "
                                f"{len(cmds) - i - 1} later step(s) not run\n")
-                return rc
+                return EXIT_FAILED
         return EXIT_OK

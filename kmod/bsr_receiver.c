@@ -152,7 +152,7 @@ static bool net_lock(struct bsr_net *n)
 	while (!mutex_trylock(&bsr_cfg_mutex)) {
 		if (bsr_should_stop(n))
 			return false;
-		msleep(5);
+		usleep_range(5000, 10000);
 	}
 	return true;
 }

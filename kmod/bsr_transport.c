@@ -308,9 +308,9 @@ static int take_accepted(struct bsr_net *n, struct socket *s)
 		n->meta.recv_seq = 1;
 		mutex_unlock(&n->sock_mutex);
 		return 1;
-	} else {
-		old = s;
 	}
+	if (s)		/* a meta stream nobody asked for */
+		old = s;
 	mutex_unlock(&n->sock_mutex);
 	if (old) {
 		if (old == s)

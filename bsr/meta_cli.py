@@ -8,8 +8,9 @@ import stat
 import struct
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, TextIO
+from typing import Callable, Iterator, TextIO
 
 from bsr.abi import MdFlag
 from bsr import meta as M
@@ -155,26 +156,30 @@ def _geometry(a: Args, meta: M.Device, backing_size: int) -> M.Geometry:
     return M.geometry(a.layout, backing_size, meta.size, max(a.meta_idx, 0))
 
 
-def _devices(a: Args, write: bool) -> tuple[M.Device, M.Geometry, list[M.Device]]:
-    meta = _open(a.meta_dev, write)
-    opened = [meta]
-    if a.layout is M.Layout.INTERNAL:
-        backing_size = meta.size
-    else:
-        lower = _open(a.lower, False)
-        opened.append(lower)
-        backing_size = lower.size
-    return meta, _geometry(a, meta, backing_size), opened
-
-
-def _load(a: Args, write: bool) -> tuple[M.Metadata, list[M.Device]]:
-    meta, geo, opened = _devices(a, write)
+@contextmanager
+def _devices(a: Args, write: bool) -> Iterator[tuple[M.Device, M.Geometry]]:
+    """The meta device (and the lower device for external metadata), open
+    for the duration of the block and closed after it, whatever happens."""
+    opened: list[M.Device] = []
     try:
-        return M.read_metadata(meta, geo), opened
-    except M.MetaError:
+        meta = _open(a.meta_dev, write)
+        opened.append(meta)
+        if a.layout is M.Layout.INTERNAL:
+            backing_size = meta.size
+        else:
+            lower = _open(a.lower, False)
+            opened.append(lower)
+            backing_size = lower.size
+        yield meta, _geometry(a, meta, backing_size)
+    finally:
         for d in opened:
             d.close()
-        raise
+
+
+@contextmanager
+def _load(a: Args, write: bool) -> Iterator[M.Metadata]:
+    with _devices(a, write) as (meta, geo):
+        yield M.read_metadata(meta, geo)
 
 
 # -- signatures create-md refuses to overwrite ------------------------------
@@ -232,8 +237,7 @@ def cmd_create_md(c: Ctx) -> int:
         if len(peer_ids) > max_peers or len(set(peer_ids)) != len(peer_ids) or \
                 any(not 0 <= p <= 31 or p == node_id for p in peer_ids):
             raise UsageError("--peer-node-ids: at most max-peers distinct ids 0..31, not our own")
-    meta, geo, opened = _devices(a, True)
-    try:
+    with _devices(a, True) as (meta, geo):
         sb = M.plan(geo, max_peers, al_extents, node_id)
         if not a.force:
             if M.has_bsr_metadata(meta, geo):
@@ -252,24 +256,17 @@ def cmd_create_md(c: Ctx) -> int:
         print("Writing meta data...", file=c.out)
         M.create(meta, geo, sb)
         print("New bsr meta data block successfully created.", file=c.out)
-    finally:
-        for d in opened:
-            d.close()
     return EXIT_OK
 
 
 def cmd_dump_md(c: Ctx) -> int:
-    md, opened = _load(c.args, False)
-    try:
+    with _load(c.args, False) as md:
         bitmaps = [md.read_bitmap(i) for i in range(md.sb.max_peers)]
         if not md.sb.flags & MdFlag.AL_CLEAN:
             print("# the activity log is not clean: run apply-al to see its extents in the "
                   "bitmap", file=c.out)
         for line in M.render(c.args.layout, md.sb, bitmaps):
             print(line, file=c.out)
-    finally:
-        for d in opened:
-            d.close()
     return EXIT_OK
 
 
@@ -286,8 +283,7 @@ def cmd_restore_md(c: Ctx) -> int:
         dump = M.parse(f)
     if dump.layout != a.layout.value:
         raise M.MetaError(f"dump is for {dump.layout} metadata, not {a.layout.value}")
-    meta, geo, opened = _devices(a, True)
-    try:
+    with _devices(a, True) as (meta, geo):
         M.check_layout(dump.sb, geo, meta.path)
         md = M.Metadata(dump.sb, geo, meta)
         meta.zero(md.al_offset_abs(), dump.sb.al_blocks * M.BLOCK)
@@ -297,9 +293,6 @@ def cmd_restore_md(c: Ctx) -> int:
         md.write_sb()
         meta.sync()
         print("Successfully restored meta data", file=c.out)
-    finally:
-        for d in opened:
-            d.close()
     return EXIT_OK
 
 
@@ -330,12 +323,8 @@ def gi_line(sb: M.Superblock, slot: int) -> str:
 
 
 def cmd_get_gi(c: Ctx) -> int:
-    md, opened = _load(c.args, False)
-    try:
+    with _load(c.args, False) as md:
         print(gi_line(md.sb, _peer_slot(c, md.sb)), file=c.out)
-    finally:
-        for d in opened:
-            d.close()
     return EXIT_OK
 
 
@@ -351,8 +340,7 @@ _FLAG_HELP = {
 
 
 def cmd_show_gi(c: Ctx) -> int:
-    md, opened = _load(c.args, False)
-    try:
+    with _load(c.args, False) as md:
         sb = md.sb
         slot = _peer_slot(c, sb)
         o = c.out
@@ -375,25 +363,17 @@ def cmd_show_gi(c: Ctx) -> int:
             print(f"  {'1' if sb.flags & f else '0'}  {f.name:<16} {_FLAG_HELP[f]}", file=o)
         print("", file=o)
         print(f"disk state implied: {M.disk_state(sb.flags)}", file=o)
-    finally:
-        for d in opened:
-            d.close()
     return EXIT_OK
 
 
 def cmd_dstate(c: Ctx) -> int:
-    md, opened = _load(c.args, False)
-    try:
+    with _load(c.args, False) as md:
         print(M.disk_state(md.sb.flags), file=c.out)
-    finally:
-        for d in opened:
-            d.close()
     return EXIT_OK
 
 
 def cmd_wipe_md(c: Ctx) -> int:
-    meta, geo, opened = _devices(c.args, True)
-    try:
+    with _devices(c.args, True) as (meta, geo):
         if not M.has_bsr_metadata(meta, geo):
             raise M.MetaError(f"no bsr metadata found on {meta.path}; nothing to wipe")
         if not c.args.force:
@@ -405,23 +385,16 @@ def cmd_wipe_md(c: Ctx) -> int:
         print("Wiping meta data...", file=c.out)
         meta.write(geo.sb_offset, b"\0" * M.BLOCK)
         meta.sync()
-    finally:
-        for d in opened:
-            d.close()
     return EXIT_OK
 
 
 def cmd_apply_al(c: Ctx) -> int:
-    md, opened = _load(c.args, True)
-    try:
+    with _load(c.args, True) as md:
         if md.sb.flags & MdFlag.AL_CLEAN and not c.args.force:
             print("activity log is clean, nothing to apply", file=c.out)
             return EXIT_OK
         n = M.apply_al(md)
         print(f"applied {n} activity log extents to the bitmap", file=c.out)
-    finally:
-        for d in opened:
-            d.close()
     return EXIT_OK
 
 

@@ -30,8 +30,8 @@ MCAST_GROUP_EVENTS = "events"
 # Bumped whenever an attribute or command changes meaning.
 ABI_VERSION = 1
 # Replication protocol versions this module understands.
-PROTO_VERSION_MIN = 1
-PROTO_VERSION_MAX = 1
+PROTO_VERSION_MIN = 2
+PROTO_VERSION_MAX = 2
 
 MINOR_NONE = 0xFFFFFFFF  # header minor when a context names the target
 MAX_MINORS = 1 << 20

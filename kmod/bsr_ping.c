@@ -55,7 +55,13 @@ static int ping_timers(struct bsr_net *n, struct ping_state *ps)
 static int meta_dispatch(struct bsr_net *n, struct ping_state *ps,
 			 struct bsr_pkt_hdr *h)
 {
-	switch (be16_to_cpu(h->command)) {
+	u16 cmd = be16_to_cpu(h->command);
+
+	if (cmd >= P_DATA && cmd <= P_REPL_LAST)
+		return bsr_repl_got_ack(n, h);
+	if (cmd >= P_RS_FIRST && cmd <= P_RS_LAST)
+		return bsr_rs_got_ack(n, h);
+	switch (cmd) {
 	case P_PING:
 		return bsr_send(&n->meta, P_PING_ACK, BSR_VOL_NONE, NULL, 0);
 	case P_PING_ACK:

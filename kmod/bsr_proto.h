@@ -46,12 +46,22 @@ enum bsr_packet {
 	P_PING = 9,		/* meta */
 	P_PING_ACK = 10,	/* meta */
 	P_DISCONNECT = 11,	/* data: the peer is going away on purpose */
-	P_MAX_KNOWN = P_DISCONNECT,
-	/*
-	 * Reserved for replication (next protocol version): P_DATA = 32,
-	 * P_RECV_ACK, P_WRITE_ACK, P_NEG_ACK, P_BARRIER, P_BARRIER_ACK,
-	 * P_RS_REQUEST, P_RS_DATA, P_BITMAP, P_OUT_OF_SYNC.
-	 */
+	P_CORE_LAST = P_DISCONNECT,
+
+	/* write replication (bsr_repl.c, bsr_peer_req.c): 32..47 */
+	P_DATA = 32,		/* data, per volume: p_data + the data */
+	P_BARRIER = 33,		/* data: closes an epoch */
+	P_RECV_ACK = 34,	/* meta, per volume: protocol B */
+	P_WRITE_ACK = 35,	/* meta, per volume: written on the peer */
+	P_NEG_ACK = 36,		/* meta, per volume: the peer failed it */
+	P_BARRIER_ACK = 37,	/* meta: every write of the epoch is done */
+	P_OUT_OF_SYNC = 38,	/* data, per volume: mark a range */
+	P_REPL_LAST = 47,
+
+	/* bitmap exchange, resync, online verify (bsr_resync.c): 48..63 */
+	P_RS_FIRST = 48,
+	P_RS_LAST = 63,
+	P_MAX_KNOWN = P_RS_LAST,
 };
 
 enum bsr_stream_kind {
@@ -119,5 +129,61 @@ static_assert(sizeof(struct bsr_pkt_hdr) == 16);
 static_assert(sizeof(struct p_hello) == 24);
 static_assert(sizeof(struct p_features) == 24 + BSR_ALG_LEN + 64);
 static_assert(sizeof(struct p_uuids) == 64);
+
+/* ------------------------------------------------ write replication */
+
+/* The largest write carried by one P_DATA / P_RS_DATA packet. */
+#define BSR_MAX_BIO_SIZE	(1U << 20)
+
+/* p_data.dp_flags */
+#define BSR_DP_FUA		(1U << 0)
+#define BSR_DP_PREFLUSH		(1U << 1)
+#define BSR_DP_DISCARD		(1U << 2)	/* no data follows */
+#define BSR_DP_ZEROES		(1U << 3)	/* no data follows */
+#define BSR_DP_SEND_RECV_ACK	(1U << 4)	/* protocol B */
+#define BSR_DP_SEND_WRITE_ACK	(1U << 5)	/* protocols A/B/C */
+
+/*
+ * P_DATA, P_RS_DATA: followed by @size bytes of data (none for discard
+ * and write-zeroes).  The packet length is sizeof(struct p_data) + data.
+ */
+struct p_data {
+	__be64 sector;
+	__be64 block_id;	/* opaque to the receiver, echoed in acks */
+	__be32 epoch;		/* P_DATA: the epoch the write belongs to */
+	__be32 dp_flags;	/* BSR_DP_* */
+	__be32 size;		/* bytes of the write */
+	__be32 pad;
+} __packed;
+
+/* P_RECV_ACK, P_WRITE_ACK, P_NEG_ACK and the resync acks. */
+struct p_block_ack {
+	__be64 sector;
+	__be64 block_id;
+	__be32 size;
+	__be32 pad;
+} __packed;
+
+struct p_barrier {
+	__be32 epoch;		/* the epoch this barrier closes */
+	__be32 pad;
+} __packed;
+
+struct p_barrier_ack {
+	__be32 epoch;
+	__be32 set_size;	/* writes that were in the epoch */
+} __packed;
+
+/* P_OUT_OF_SYNC */
+struct p_block_desc {
+	__be64 sector;
+	__be32 size;
+	__be32 pad;
+} __packed;
+
+static_assert(sizeof(struct p_data) == 32);
+static_assert(sizeof(struct p_block_ack) == 24);
+
+/* ------------------------------------------- resync, bitmap, verify */
 
 #endif /* _BSR_PROTO_H */

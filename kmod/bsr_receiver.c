@@ -29,29 +29,37 @@
 
 #define META_RBUF	256
 
-struct pkt_rule {
-	u32 min, max;		/* payload length bounds */
-	u8 streams;		/* BIT(enum bsr_stream_kind) */
-	bool per_volume;
-};
-
 #define D BIT(BSR_STREAM_DATA)
 #define M BIT(BSR_STREAM_META)
-static const struct pkt_rule rules[P_MAX_KNOWN + 1] = {
-	[P_HELLO] = { 0, 0, 0, false },		/* only as first packet */
-	[P_FEATURES] = { sizeof(struct p_features), sizeof(struct p_features), D },
-	[P_AUTH_CHALLENGE] = { BSR_NONCE_LEN, BSR_NONCE_LEN, D },
-	[P_AUTH_RESPONSE] = { 16, BSR_MAX_DIGEST, D },
-	[P_SIZES] = { sizeof(struct p_sizes), sizeof(struct p_sizes), D, true },
-	[P_UUIDS] = { sizeof(struct p_uuids), sizeof(struct p_uuids), D, true },
-	[P_STATE] = { sizeof(struct p_state), sizeof(struct p_state), D },
-	[P_HS_DONE] = { sizeof(struct p_hs_done), sizeof(struct p_hs_done), D },
-	[P_PING] = { 0, 0, M },
-	[P_PING_ACK] = { 0, 0, M },
-	[P_DISCONNECT] = { sizeof(struct p_disconnect), sizeof(struct p_disconnect), D },
+static const struct bsr_pkt_rule core_rules[P_CORE_LAST + 1] = {
+	[P_HELLO] = { 0, 0, 0, 0 },		/* only as first packet */
+	[P_FEATURES] = { sizeof(struct p_features), sizeof(struct p_features), 0, D },
+	[P_AUTH_CHALLENGE] = { BSR_NONCE_LEN, BSR_NONCE_LEN, 0, D },
+	[P_AUTH_RESPONSE] = { 16, BSR_MAX_DIGEST, 0, D },
+	[P_SIZES] = { sizeof(struct p_sizes), sizeof(struct p_sizes), 0, D, true },
+	[P_UUIDS] = { sizeof(struct p_uuids), sizeof(struct p_uuids), 0, D, true },
+	[P_STATE] = { sizeof(struct p_state), sizeof(struct p_state), 0, D },
+	[P_HS_DONE] = { sizeof(struct p_hs_done), sizeof(struct p_hs_done), 0, D },
+	[P_PING] = { 0, 0, 0, M },
+	[P_PING_ACK] = { 0, 0, 0, M },
+	[P_DISCONNECT] = { sizeof(struct p_disconnect), sizeof(struct p_disconnect), 0, D },
 };
 #undef D
 #undef M
+
+/* The rule of @cmd, or NULL for a command nobody knows. */
+static const struct bsr_pkt_rule *pkt_rule(u16 cmd)
+{
+	const struct bsr_pkt_rule *r = NULL;
+
+	if (cmd >= 1 && cmd <= P_CORE_LAST)
+		r = &core_rules[cmd];
+	else if (cmd >= P_DATA && cmd <= P_REPL_LAST)
+		r = &bsr_repl_rules[cmd - P_DATA];
+	else if (cmd >= P_RS_FIRST && cmd <= P_RS_LAST)
+		r = &bsr_rs_rules[cmd - P_RS_FIRST];
+	return r && r->streams ? r : NULL;
+}
 
 int bsr_proto_err(struct bsr_net *n, struct bsr_stream *st,
 		     const char *what, const struct bsr_pkt_hdr *h)
@@ -70,18 +78,17 @@ static int check_hdr(struct bsr_net *n, struct bsr_stream *st,
 	u16 cmd = be16_to_cpu(h->command);
 	u16 vol = be16_to_cpu(h->volume);
 	u32 len = be32_to_cpu(h->length);
-	const struct pkt_rule *r;
+	const struct bsr_pkt_rule *r = pkt_rule(cmd);
 
 	if (be32_to_cpu(h->magic) != BSR_PKT_MAGIC)
 		return bsr_proto_err(n, st, "bad magic", h);
-	if (cmd == 0 || cmd > P_MAX_KNOWN)
+	if (!r)
 		return bsr_proto_err(n, st, "unknown command", h);
-	r = &rules[cmd];
 	if (!(r->streams & BIT(st->kind)))
 		return bsr_proto_err(n, st, "command not valid on this stream", h);
 	if (r->per_volume ? vol >= BSR_MAX_VOLUMES : vol != BSR_VOL_NONE)
 		return bsr_proto_err(n, st, "bad volume", h);
-	if (len < r->min || len > r->max || len > st->rbuf_len)
+	if (len < r->min || len > r->max || min(len, r->head ?: len) > st->rbuf_len)
 		return bsr_proto_err(n, st, "bad length", h);
 	if (be32_to_cpu(h->seq) != st->recv_seq + 1)
 		return bsr_proto_err(n, st, "out of sequence", h);
@@ -91,7 +98,9 @@ static int check_hdr(struct bsr_net *n, struct bsr_stream *st,
 /*
  * Read one packet.  @idle_timeo bounds the wait for its first byte
  * (-EAGAIN when nothing came); the rest must arrive within the net
- * timeout.  The payload lands in st->rbuf.
+ * timeout.  The payload lands in st->rbuf -- for commands with a
+ * bsr_pkt_rule.head only that many bytes: the handler reads the rest
+ * (bsr_pkt_tail() bytes) from the stream itself, straight into its pages.
  */
 int bsr_recv_pkt(struct bsr_net *n, struct bsr_stream *st,
 		 struct bsr_pkt_hdr *h, long idle_timeo)
@@ -112,11 +121,21 @@ int bsr_recv_pkt(struct bsr_net *n, struct bsr_stream *st,
 	r = check_hdr(n, st, h);
 	if (r)
 		return r;
-	r = bsr_recv_full(st, st->rbuf, be32_to_cpu(h->length), timeo);
+	r = bsr_recv_full(st, st->rbuf, be32_to_cpu(h->length) -
+			  bsr_pkt_tail(h), timeo);
 	if (r)
 		return r;
 	st->recv_seq++;
 	return 0;
+}
+
+/* Payload bytes of @h that bsr_recv_pkt() left on the stream. */
+u32 bsr_pkt_tail(const struct bsr_pkt_hdr *h)
+{
+	const struct bsr_pkt_rule *r = pkt_rule(be16_to_cpu(h->command));
+	u32 len = be32_to_cpu(h->length);
+
+	return r && r->head && len > r->head ? len - r->head : 0;
 }
 
 /* First failure wins; wakes whoever is blocked on the streams. */
@@ -306,8 +325,13 @@ static int dispatch_connected(struct bsr_net *n, struct bsr_pkt_hdr *h)
 {
 	struct p_state *ps;
 	struct bsr_connection *c = n->conn;
+	u16 cmd = be16_to_cpu(h->command);
 
-	switch (be16_to_cpu(h->command)) {
+	if (cmd >= P_DATA && cmd <= P_REPL_LAST)
+		return bsr_repl_recv(n, h);
+	if (cmd >= P_RS_FIRST && cmd <= P_RS_LAST)
+		return bsr_rs_recv(n, h);
+	switch (cmd) {
 	case P_DISCONNECT:
 		pr_info("%s peer %u: peer disconnects\n", n->res_name,
 			n->peer_node_id);
@@ -348,30 +372,40 @@ static int run_connected(struct bsr_net *n)
 	struct bsr_pkt_hdr h;
 	int err;
 
-	if (!enter_connected(n))
+	err = bsr_repl_start(n);
+	if (err)
+		return err;
+	if (!enter_connected(n)) {
+		bsr_repl_stop(n);
 		return -EINTR;
+	}
 	pr_info("%s peer %u: connected (protocol %u)\n", n->res_name,
 		n->peer_node_id, n->agreed_proto);
 	t = kthread_create(bsr_meta_thread, n, "bsr_m_%.8s_%u", n->res_name,
 			   n->peer_node_id);
-	if (IS_ERR(t))
+	if (IS_ERR(t)) {
+		bsr_repl_stop(n);
 		return PTR_ERR(t);
+	}
 	get_task_struct(t);
 	n->meta_thread = t;
 	wake_up_process(t);
 
-	do {
+	err = bsr_rs_start(n);
+	while (!err && !bsr_should_stop(n)) {
 		err = bsr_recv_pkt(n, &n->data, &h, MAX_SCHEDULE_TIMEOUT);
 		if (!err)
 			err = dispatch_connected(n, &h);
-	} while (!err && !bsr_should_stop(n));
+	}
 
 	if (bsr_should_stop(n) && !READ_ONCE(n->force))
 		say_goodbye(n);
 	bsr_tr_abort(n, SHUT_RDWR);
+	bsr_rs_stop(n);
 	kthread_stop(t);
 	put_task_struct(t);
 	n->meta_thread = NULL;
+	bsr_repl_stop(n);
 	return err;
 }
 

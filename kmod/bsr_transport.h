@@ -98,6 +98,22 @@ struct bsr_hs_result {
 	u64 bitmap_uuid;
 };
 
+/*
+ * What the receiver accepts for one command (checked before anything is
+ * read or allocated for the payload).  @head: only that many payload bytes
+ * go to the stream's buffer, the handler reads the rest itself
+ * (bsr_pkt_tail()); 0 reads all of it.  streams == 0: unknown command.
+ */
+struct bsr_pkt_rule {
+	u32 min, max;		/* payload length bounds */
+	u32 head;
+	u8 streams;		/* BIT(enum bsr_stream_kind) */
+	bool per_volume;
+};
+
+extern const struct bsr_pkt_rule bsr_repl_rules[P_REPL_LAST - P_DATA + 1];
+extern const struct bsr_pkt_rule bsr_rs_rules[P_RS_LAST - P_RS_FIRST + 1];
+
 /* bsr_transport.c */
 int bsr_tr_listen(struct bsr_net *n);
 void bsr_tr_unlisten(struct bsr_net *n);
@@ -118,6 +134,29 @@ int bsr_proto_err(struct bsr_net *n, struct bsr_stream *st,
 int bsr_recv_pkt(struct bsr_net *n, struct bsr_stream *st,
 		 struct bsr_pkt_hdr *h, long idle_timeo);
 void bsr_net_fail(struct bsr_net *n, enum bsr_conn_state why);
+
+u32 bsr_pkt_tail(const struct bsr_pkt_hdr *h);
+
+/*
+ * bsr_repl.c: replication of application writes (both ends).
+ * start: after the handshake, before the connection is Connected and the
+ * meta thread runs; stop: after both threads stopped using the streams.
+ * recv: data-stream packets P_DATA..P_REPL_LAST; got_ack: meta-stream ones.
+ */
+int bsr_repl_start(struct bsr_net *n);
+void bsr_repl_stop(struct bsr_net *n);
+int bsr_repl_recv(struct bsr_net *n, struct bsr_pkt_hdr *h);
+int bsr_repl_got_ack(struct bsr_net *n, struct bsr_pkt_hdr *h);
+
+/*
+ * bsr_resync.c: bitmap exchange, resync, verify.  start: Connected, the
+ * meta thread runs, before the first data packet is received; stop: the
+ * sockets are shut down, before the meta thread is stopped.
+ */
+int bsr_rs_start(struct bsr_net *n);
+void bsr_rs_stop(struct bsr_net *n);
+int bsr_rs_recv(struct bsr_net *n, struct bsr_pkt_hdr *h);
+int bsr_rs_got_ack(struct bsr_net *n, struct bsr_pkt_hdr *h);
 
 /* bsr_handshake.c */
 int bsr_handshake(struct bsr_net *n);

@@ -119,7 +119,7 @@ class FakeNetlink:
             raise self.fail
         if cmd == "GET_VERSION":
             return Message(cmd, structs={"version_info": {
-                "version": "0.1.0", "abi_version": 1, "proto_min": 1, "proto_max": 1,
+                "version": "0.1.0", "abi_version": 1, "proto_min": 2, "proto_max": 2,
                 "build": "6.1.0-56-amd64"}})
         return Message(cmd, minor=minor)
 

@@ -51,7 +51,7 @@ def hello(stream: int, sender: int, receiver: int, cookie: int) -> bytes:
     return packet(P_HELLO, struct.pack("!B3xIIIQ", stream, sender, receiver, 0, cookie))
 
 
-def features(sender: int, receiver: int, volumes: int = 1, pmin: int = 1, pmax: int = 1) -> bytes:
+def features(sender: int, receiver: int, volumes: int = 1, pmin: int = 2, pmax: int = 2) -> bytes:
     return struct.pack("!IIIIII64s64s", pmin, pmax, 0, sender, receiver, volumes, b"", b"fuzz")
 
 

@@ -158,6 +158,7 @@ struct bsr_device *bsr_create_device(struct bsr_resource *res, u32 volume,
 	bio_list_init(&dev->submit_list);
 	INIT_WORK(&dev->submit_work, bsr_submit_work);
 	INIT_WORK(&dev->dev_work, dev_work_fn);
+	bsr_repl_dev_init(dev);
 	err = bioset_init(&dev->bio_set, BIO_POOL_SIZE, bsr_req_front_pad(), 0);
 	if (err)
 		goto fail;

@@ -76,6 +76,12 @@ struct bsr_device {
 	unsigned long work_bits;	/* BSR_DW_* */
 	bool dying;			/* unlinked, being destroyed */
 	struct bsr_dev_stats stats;
+	/* write replication (bsr_peer_req.c, bsr_repl.c) */
+	spinlock_t range_lock;		/* ranges, repl_targets */
+	struct list_head ranges;	/* bsr_range, in locking order */
+	wait_queue_head_t range_wait;
+	struct list_head repl_targets;	/* bsr_repl_target of live peers */
+	unsigned long repl_slots;	/* bitmap slots of known peers */
 };
 
 #define BSR_DW_IO_ERROR	0	/* on-io-error detach */
@@ -159,6 +165,19 @@ void bsr_submit_work(struct work_struct *w);
 bool bsr_get_ldev(struct bsr_device *dev);
 void bsr_put_ldev(struct bsr_device *dev);
 void bsr_drain_ldev(struct bsr_device *dev);
+
+/* bsr_repl.c, bsr_peer_req.c */
+void bsr_repl_dev_init(struct bsr_device *dev);
+bool bsr_repl_submit(struct bio *bio);
+void bsr_repl_track_peer(struct bsr_connection *conn);
+int bsr_repl_secondary_wait(struct bsr_resource *res, char *why,
+			    size_t whylen);
+int bsr_repl_may_detach(struct bsr_device *dev, char *why, size_t whylen);
+void bsr_repl_peer_stats(struct bsr_peer_device *pd,
+			 struct bsr_peer_device_stats *ps);
+void bsr_repl_conn_stats(struct bsr_connection *c,
+			 struct bsr_conn_stats *cs);
+void bsr_repl_send_state(struct bsr_resource *res);
 
 /* bsr_conn.c */
 struct bsr_connection *bsr_find_connection(struct bsr_resource *res,

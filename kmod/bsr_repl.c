@@ -6,6 +6,14 @@
  */
 #include "bsr_transport.h"
 
+void bsr_repl_dev_init(struct bsr_device *dev)
+{
+	spin_lock_init(&dev->range_lock);
+	INIT_LIST_HEAD(&dev->ranges);
+	init_waitqueue_head(&dev->range_wait);
+	INIT_LIST_HEAD(&dev->repl_targets);
+}
+
 const struct bsr_pkt_rule bsr_repl_rules[P_REPL_LAST - P_DATA + 1];
 
 int bsr_repl_start(struct bsr_net *n)

@@ -1,0 +1,312 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Range locks and peer requests (the contract is in bsr_peer_req.h).
+ *
+ * Range locks: every lock request, granted or not, sits on the device's
+ * list in the order it was made.  A request is granted when no earlier
+ * entry overlaps it, so overlapping I/O runs strictly in request order;
+ * I/O that does not overlap never waits.  A blocked request marks the
+ * range in its way ("waiting") so that its unlock wakes the waiters.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/bio.h>
+#include <linux/slab.h>
+#include <linux/mm.h>
+#include <linux/uio.h>
+#include "bsr_transport.h"
+#include "bsr_peer_req.h"
+
+#define PR_LOCKED	BIT(0)
+#define PR_LDEV		BIT(1)
+
+static bool overlap(const struct bsr_range *a, sector_t sector, u32 nr)
+{
+	return nr && a->nr_sectors && a->sector < sector + nr &&
+	       sector < a->sector + a->nr_sectors;
+}
+
+/* Under range_lock: marks and returns the first earlier overlapping one. */
+static struct bsr_range *range_blocker(struct bsr_device *dev,
+				       struct bsr_range *r)
+{
+	struct bsr_range *e;
+
+	list_for_each_entry(e, &dev->ranges, list) {
+		if (e == r)
+			return NULL;
+		if (overlap(e, r->sector, r->nr_sectors)) {
+			e->waiting = true;
+			return e;
+		}
+	}
+	return NULL;
+}
+
+static bool range_granted(struct bsr_device *dev, struct bsr_range *r)
+{
+	unsigned long flags;
+	bool ok;
+
+	spin_lock_irqsave(&dev->range_lock, flags);
+	ok = !range_blocker(dev, r);
+	spin_unlock_irqrestore(&dev->range_lock, flags);
+	return ok;
+}
+
+static void range_init(struct bsr_range *r, sector_t sector, u32 nr)
+{
+	INIT_LIST_HEAD(&r->list);
+	r->sector = sector;
+	r->nr_sectors = nr;
+	r->waiting = false;
+}
+
+void bsr_range_lock(struct bsr_device *dev, struct bsr_range *r,
+		    sector_t sector, u32 nr_sectors)
+{
+	unsigned long flags;
+	bool blocked;
+
+	range_init(r, sector, nr_sectors);
+	spin_lock_irqsave(&dev->range_lock, flags);
+	list_add_tail(&r->list, &dev->ranges);
+	blocked = range_blocker(dev, r);
+	spin_unlock_irqrestore(&dev->range_lock, flags);
+	if (blocked)
+		wait_event(dev->range_wait, range_granted(dev, r));
+}
+
+bool bsr_range_trylock(struct bsr_device *dev, struct bsr_range *r,
+		       sector_t sector, u32 nr_sectors)
+{
+	struct bsr_range *e;
+	unsigned long flags;
+
+	range_init(r, sector, nr_sectors);
+	spin_lock_irqsave(&dev->range_lock, flags);
+	list_for_each_entry(e, &dev->ranges, list) {
+		if (overlap(e, sector, nr_sectors)) {
+			spin_unlock_irqrestore(&dev->range_lock, flags);
+			return false;
+		}
+	}
+	list_add_tail(&r->list, &dev->ranges);
+	spin_unlock_irqrestore(&dev->range_lock, flags);
+	return true;
+}
+
+void bsr_range_unlock(struct bsr_device *dev, struct bsr_range *r)
+{
+	unsigned long flags;
+	bool wake;
+
+	spin_lock_irqsave(&dev->range_lock, flags);
+	list_del_init(&r->list);
+	wake = r->waiting;
+	spin_unlock_irqrestore(&dev->range_lock, flags);
+	if (wake)
+		wake_up_all(&dev->range_wait);
+}
+
+/* ------------------------------------------------------ peer requests */
+
+struct bsr_peer_req *bsr_peer_req_alloc(struct bsr_peer_device *pd,
+					sector_t sector, u32 size,
+					bool with_data)
+{
+	struct bsr_peer_req *pr;
+	u32 i;
+
+	if (WARN_ON_ONCE(size > BSR_MAX_BIO_SIZE && with_data))
+		return NULL;
+	pr = kzalloc(sizeof(*pr), GFP_NOIO);
+	if (!pr)
+		return NULL;
+	pr->pd = pd;
+	pr->sector = sector;
+	pr->size = size;
+	INIT_LIST_HEAD(&pr->list);
+	INIT_LIST_HEAD(&pr->range.list);
+	if (!with_data || !size)
+		return pr;
+	pr->nr_pages = DIV_ROUND_UP(size, PAGE_SIZE);
+	pr->pages = kcalloc(pr->nr_pages, sizeof(*pr->pages), GFP_NOIO);
+	if (!pr->pages)
+		goto fail;
+	for (i = 0; i < pr->nr_pages; i++) {
+		pr->pages[i] = alloc_page(GFP_NOIO);
+		if (!pr->pages[i])
+			goto fail;
+	}
+	return pr;
+fail:
+	bsr_peer_req_free(pr);
+	return NULL;
+}
+
+void bsr_peer_req_free(struct bsr_peer_req *pr)
+{
+	struct bsr_device *dev = pr->pd->device;
+	u32 i;
+
+	if (pr->held & PR_LOCKED)
+		bsr_range_unlock(dev, &pr->range);
+	if (pr->held & PR_LDEV)
+		bsr_put_ldev(dev);
+	for (i = 0; pr->pages && i < pr->nr_pages; i++)
+		if (pr->pages[i])
+			__free_page(pr->pages[i]);
+	kfree(pr->pages);
+	kfree(pr);
+}
+
+/* The bytes of page @i that belong to @pr. */
+static u32 page_len(struct bsr_peer_req *pr, u32 i)
+{
+	return min_t(u32, PAGE_SIZE, pr->size - i * PAGE_SIZE);
+}
+
+int bsr_peer_req_recv_data(struct bsr_net *n, struct bsr_peer_req *pr)
+{
+	long timeo = bsr_ds_to_jiffies(n->nc.timeout);
+	u32 i;
+	int err;
+
+	for (i = 0; i < pr->nr_pages; i++) {
+		err = bsr_recv_full(&n->data, page_address(pr->pages[i]),
+				    page_len(pr, i), timeo);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static void peer_req_endio(struct bio *bio)
+{
+	struct bsr_peer_req *pr = bio->bi_private;
+
+	pr->status = bio->bi_status;
+	bio_put(bio);
+	pr->done(pr);
+}
+
+static blk_opf_t pr_opf(struct bsr_peer_req *pr, enum req_op op)
+{
+	blk_opf_t opf = op;
+
+	if (op == REQ_OP_READ)
+		return opf;
+	if (pr->dp_flags & BSR_DP_FUA)
+		opf |= REQ_FUA;
+	if (pr->dp_flags & BSR_DP_PREFLUSH)
+		opf |= REQ_PREFLUSH;
+	if (op == REQ_OP_WRITE)
+		opf |= REQ_SYNC;
+	return opf;
+}
+
+int bsr_peer_req_submit(struct bsr_peer_req *pr, enum req_op op)
+{
+	struct bsr_device *dev = pr->pd->device;
+	struct bio *bio;
+	u32 i;
+
+	if (!bsr_get_ldev(dev))
+		return -ENODEV;
+	pr->held |= PR_LDEV;
+	bsr_range_lock(dev, &pr->range, pr->sector, pr->size >> 9);
+	pr->held |= PR_LOCKED;
+	bio = bio_alloc(bsr_backing_bdev(dev->backing), pr->nr_pages,
+			pr_opf(pr, op), GFP_NOIO);
+	bio->bi_iter.bi_sector = pr->sector;
+	bio->bi_private = pr;
+	bio->bi_end_io = peer_req_endio;
+	if (op == REQ_OP_DISCARD || op == REQ_OP_WRITE_ZEROES)
+		bio->bi_iter.bi_size = pr->size;
+	for (i = 0; i < pr->nr_pages; i++)
+		__bio_add_page(bio, pr->pages[i], page_len(pr, i), 0);
+	submit_bio_noacct(bio);
+	return 0;
+}
+
+/*
+ * One packet whose payload is @head followed by the data in @data
+ * (@data_len bytes).  The data is copied into the socket (no page
+ * references are kept), so its pages may be reused once this returns.
+ */
+int bsr_send_data(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
+		  const void *head, u32 head_len, struct iov_iter *data,
+		  u32 data_len)
+{
+	struct bsr_pkt_hdr h;
+	struct kvec iov[2] = {
+		{ .iov_base = &h, .iov_len = sizeof(h) },
+		{ .iov_base = (void *)head, .iov_len = head_len },
+	};
+	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
+	int err = 0, i;
+
+	mutex_lock(&st->send_mutex);
+	if (!st->sock) {
+		err = -ENOTCONN;
+		goto out;
+	}
+	h.magic = cpu_to_be32(BSR_PKT_MAGIC);
+	h.command = cpu_to_be16(cmd);
+	h.volume = cpu_to_be16(vol);
+	h.length = cpu_to_be32(head_len + data_len);
+	h.seq = cpu_to_be32(++st->send_seq);
+	for (i = 0; i < 2 && !err; i++) {
+		if (i == 0) {
+			iov_iter_kvec(&msg.msg_iter, ITER_SOURCE, iov, 2,
+				      sizeof(h) + head_len);
+			msg.msg_flags = MSG_NOSIGNAL | (data_len ? MSG_MORE : 0);
+		} else {
+			if (!data_len)
+				break;
+			msg.msg_iter = *data;
+			msg.msg_flags = MSG_NOSIGNAL;
+		}
+		while (msg_data_left(&msg)) {
+			int sent = sock_sendmsg(st->sock, &msg);
+
+			if (sent == -EAGAIN || sent == -EINTR)
+				err = -ETIMEDOUT;
+			else if (sent <= 0)
+				err = sent ?: -EPIPE;
+			if (err)
+				break;
+			atomic64_add(sent, &st->conn->sent_bytes);
+		}
+	}
+out:
+	mutex_unlock(&st->send_mutex);
+	return err;
+}
+
+int bsr_send_peer_req(struct bsr_stream *st, enum bsr_packet cmd,
+		      const void *head, u32 head_len,
+		      struct bsr_peer_req *pr)
+{
+	struct bio_vec *bv;
+	struct iov_iter it;
+	u32 i;
+	int err;
+
+	bv = kcalloc(max(pr->nr_pages, 1U), sizeof(*bv), GFP_NOIO);
+	if (!bv)
+		return -ENOMEM;
+	for (i = 0; i < pr->nr_pages; i++)
+	{
+		bv[i].bv_page = pr->pages[i];
+		bv[i].bv_len = page_len(pr, i);
+		bv[i].bv_offset = 0;
+	}
+	iov_iter_bvec(&it, ITER_SOURCE, bv, pr->nr_pages,
+		      pr->pages ? pr->size : 0);
+	err = bsr_send_data(st, cmd, pr->pd->device->volume, head, head_len,
+			    &it, pr->pages ? pr->size : 0);
+	kfree(bv);
+	return err;
+}

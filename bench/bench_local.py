@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Local (single node, no peer) I/O overhead of bsr against the raw disk and DRBD 8.4.
 
-usage: bench_local.py [--quick] [--runtime SECONDS] [--kernel VMLINUZ] [--ko BSR_KO]
+usage: bench_local.py [--quick] [--runtime SECONDS] [--rounds N] [--kernel VMLINUZ] [--ko BSR_KO]
 
 Boots one guest (virtme-ng, TCG) with three RAM disks of the same size and
 measures, one target after the other:
@@ -16,7 +16,11 @@ with fio --direct=1:
   lat    4 KiB random writes, iodepth 1, O_SYNC (mean completion latency, us)
 
 and prints one table with the ratios to raw.  Each run lasts --runtime
-seconds (default 20; --quick: 5).  Absolute numbers under TCG are much
+seconds (default 20; --quick: 5).  The targets are measured in turns,
+--rounds times (default 3; --quick: 1), raw/bsr/drbd/raw/bsr/drbd..., so
+that a change in the host's load hits all of them alike; the table shows
+the median of the rounds and, per target, the spread (min-max) of the
+latency.  Absolute numbers under TCG are much
 lower than on hardware; the ratios are what this is for.  Not a test: it
 always exits 0 when the measurements ran.
 """
@@ -27,6 +31,7 @@ import argparse
 import json
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -42,6 +47,14 @@ class Row:
     target: str
     seq_mib_s: float
     lat_us: float
+    lat_min_us: float = 0.0
+    lat_max_us: float = 0.0
+
+
+def median_row(target: str, runs: list[Row]) -> Row:
+    lats = sorted(r.lat_us for r in runs)
+    return Row(target, statistics.median(r.seq_mib_s for r in runs), statistics.median(lats),
+               lats[0], lats[-1])
 
 
 def sh(cmd: str, check: bool = True) -> str:
@@ -94,27 +107,32 @@ def setup_drbd(dev: str) -> str:
     return "/dev/drbd0"
 
 
-def in_guest(runtime: int, ko: str) -> list[Row]:
+def in_guest(runtime: int, rounds: int, ko: str) -> list[Row]:
     sh(f"modprobe brd rd_nr=3 rd_size={RD_SIZE_KIB}")
-    rows = [measure("raw", "/dev/ram0", runtime)]
-    rows.append(measure("bsr", setup_bsr("/dev/ram1", ko), runtime))
-    rows.append(measure("drbd 8.4", setup_drbd("/dev/ram2"), runtime))
-    return rows
+    targets = {"raw": "/dev/ram0", "bsr": setup_bsr("/dev/ram1", ko),
+               "drbd 8.4": setup_drbd("/dev/ram2")}
+    runs: dict[str, list[Row]] = {t: [] for t in targets}
+    for _ in range(rounds):
+        for name, dev in targets.items():
+            runs[name].append(measure(name, dev, runtime))
+    return [median_row(name, rs) for name, rs in runs.items()]
 
 
 def table(rows: list[Row]) -> str:
     raw = rows[0]
-    lines = [f"{'target':<10} {'seq 1M MiB/s':>13} {'x raw':>7} {'4k sync lat us':>15} {'x raw':>7}"]
+    lines = [f"{'target':<10} {'seq 1M MiB/s':>13} {'x raw':>7} {'4k sync lat us':>15} {'x raw':>7}"
+             f" {'lat min-max us':>15}"]
     for r in rows:
+        spread = f"{r.lat_min_us:.1f}-{r.lat_max_us:.1f}"
         lines.append(f"{r.target:<10} {r.seq_mib_s:>13.1f} {r.seq_mib_s / raw.seq_mib_s:>7.3f} "
-                     f"{r.lat_us:>15.1f} {r.lat_us / raw.lat_us:>7.3f}")
+                     f"{r.lat_us:>15.1f} {r.lat_us / raw.lat_us:>7.3f} {spread:>15}")
     return "\n".join(lines)
 
 
-def on_host(runtime: int, kernel: str, ko: str) -> int:
+def on_host(runtime: int, rounds: int, kernel: str, ko: str) -> int:
     me = shlex.quote(str(Path(__file__).resolve()))
     py = shlex.quote(sys.executable)
-    cmd = f"{py} {me} --in-guest --runtime {runtime} --ko {shlex.quote(ko)}"
+    cmd = f"{py} {me} --in-guest --runtime {runtime} --rounds {rounds} --ko {shlex.quote(ko)}"
     env = dict(os.environ, PATH=f"{ROOT}/.venv/bin:{os.environ.get('PATH', '')}")
     r = subprocess.run(["vng", "-r", kernel, "--disable-kvm", "--force-9p", "-p", "2", "-m", "2G",
                         "-e", cmd], capture_output=True, text=True, env=env, cwd=ROOT)
@@ -132,16 +150,19 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="5 s per run instead of 20")
     ap.add_argument("--runtime", type=int, default=None, help="seconds per fio run")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="measure every target this many times, in turns (default 3; --quick: 1)")
     ap.add_argument("--kernel", default=f"/boot/vmlinuz-{KVER_DEFAULT}", help="guest kernel")
     ap.add_argument("--ko", default=str(ROOT / "kmod/bsr.ko"), help="bsr.ko to load")
     ap.add_argument("--in-guest", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     runtime = a.runtime or (5 if a.quick else 20)
+    rounds = a.rounds or (1 if a.quick else 3)
     if a.in_guest:
-        rows = in_guest(runtime, a.ko)
+        rows = in_guest(runtime, rounds, a.ko)
         print("BENCH_JSON " + json.dumps([r.__dict__ for r in rows]), flush=True)
         return 0
-    return on_host(runtime, a.kernel, a.ko)
+    return on_host(runtime, rounds, a.kernel, a.ko)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,29 @@
+"""CI runs a short version of the single-node benchmark: every row is
+measured and the table is printed (the numbers are not judged here --
+speed is judged by `make bench`, not by a timed test)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.vm
+
+
+def test_bench_local_quick_prints_a_row_for_raw_bsr_and_drbd(kernel_env, bsr_ko) -> None:
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "bench/bench_local.py"), "--quick", "--runtime", "3",
+         "--kernel", str(kernel_env.vmlinuz), "--ko", str(bsr_ko)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    lines = r.stdout.strip().splitlines()
+    assert lines[0].split()[0] == "target", r.stdout
+    names = [ln.split()[0] for ln in lines[1:]]
+    assert names == ["raw", "bsr", "drbd"], r.stdout
+    for ln in lines[1:]:
+        seq, lat = float(ln.split()[-5]), float(ln.split()[-3])
+        assert seq > 0 and lat > 0, ln

@@ -316,3 +316,39 @@ int bsr_bm_write_extent(struct bsr_backing *b, u32 extent)
 	__free_page(page);
 	return ret < 0 ? ret : 0;
 }
+
+/* ------------------------------------------ walking and exchanging bits */
+
+u64 bsr_bm_bits(struct bsr_backing *b)
+{
+	return b->bm_bits;
+}
+
+/* The first bit at or after @from of @slot that is @set; bm_bits if none. */
+u64 bsr_bm_find(struct bsr_backing *b, int slot, u64 from, bool set)
+{
+	unsigned long irq;
+	u64 bit;
+
+	if (!bm_slot_ok(b, slot) || from >= b->bm_bits)
+		return b->bm_bits;
+	spin_lock_irqsave(&b->bm_lock, irq);
+	if (set)
+		bit = find_next_bit(b->bm[slot], b->bm_bits, from);
+	else
+		bit = find_next_zero_bit(b->bm[slot], b->bm_bits, from);
+	spin_unlock_irqrestore(&b->bm_lock, irq);
+	return min(bit, b->bm_bits);
+}
+
+/* Set or clear bits [first, end) of @slot. */
+void bsr_bm_change_bits(struct bsr_backing *b, int slot, u64 first, u64 end,
+			bool set)
+{
+	if (!bm_slot_ok(b, slot))
+		return;
+	end = min(end, b->bm_bits);
+	if (first >= end)
+		return;
+	bm_change(b, slot, first, end - 1, set);
+}

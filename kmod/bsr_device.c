@@ -6,6 +6,7 @@
 #include <linux/blkdev.h>
 #include <linux/slab.h>
 #include "bsr_int.h"
+#include "bsr_proto.h"
 
 int bsr_major;
 
@@ -238,10 +239,14 @@ static void set_limits(struct bsr_device *dev, struct block_device *bdev)
 	blk_queue_physical_block_size(q, bdev_physical_block_size(bdev));
 	blk_queue_io_min(q, bdev_io_min(bdev));
 	blk_queue_io_opt(q, bdev_io_opt(bdev));
-	blk_queue_max_hw_sectors(q, queue_max_hw_sectors(bq));
-	blk_queue_max_discard_sectors(q, bdev_max_discard_sectors(bdev));
+	/* a replicated write must fit one P_DATA packet */
+	blk_queue_max_hw_sectors(q, min(queue_max_hw_sectors(bq),
+					BSR_MAX_BIO_SIZE >> 9));
+	blk_queue_max_discard_sectors(q, min(bdev_max_discard_sectors(bdev),
+					     BSR_MAX_DISCARD >> 9));
 	q->limits.discard_granularity = bq->limits.discard_granularity;
-	blk_queue_max_write_zeroes_sectors(q, bdev_write_zeroes_sectors(bdev));
+	blk_queue_max_write_zeroes_sectors(q, min(bdev_write_zeroes_sectors(bdev),
+						  BSR_MAX_DISCARD >> 9));
 	blk_queue_write_cache(q, bdev_write_cache(bdev), bdev_fua(bdev));
 }
 

@@ -505,6 +505,60 @@ static int check_sizes(struct hs_ctx *hc, u32 i, enum hs_decision d)
 	return 0;
 }
 
+/*
+ * Split brain: when exactly one side said discard-my-data (and is
+ * Secondary) it becomes SyncTarget -- of a bitmap-based resync when both
+ * diverged from the same generation (the union of both bitmaps covers
+ * every block either side changed), else of a full one.
+ */
+static enum hs_decision resolve_split_brain(struct hs_ctx *hc, u32 i)
+{
+	const struct bsr_hs_vol *me = &hc->me[i], *peer = &hc->peer[i];
+	struct bsr_net *n = hc->n;
+	bool mine = n->discard_my_data;
+	bool theirs = hc->peer_flags & BSR_STF_DISCARD_MY_DATA;
+	bool same_base = me->bitmap_uuid && me->bitmap_uuid == peer->bitmap_uuid;
+
+	pr_err("%s/%u peer %u: Split-Brain detected: both nodes changed the data since generation %016llx/%016llx\n",
+	       n->res_name, me->volume, n->peer_node_id, me->bitmap_uuid,
+	       peer->bitmap_uuid);
+	if (mine == theirs) {
+		if (mine)
+			pr_err("%s/%u peer %u: both nodes asked to discard their data: not resolving\n",
+			       n->res_name, me->volume, n->peer_node_id);
+		return HS_SPLIT_BRAIN;
+	}
+	if ((mine && hc->my_role == BSR_ROLE_PRIMARY) ||
+	    (theirs && hc->peer_role == BSR_ROLE_PRIMARY)) {
+		pr_err("%s/%u peer %u: the node that discards its data must be Secondary: not resolving\n",
+		       n->res_name, me->volume, n->peer_node_id);
+		return HS_SPLIT_BRAIN;
+	}
+	pr_warn("%s/%u peer %u: Split-Brain resolved by discard-my-data: %s\n",
+		n->res_name, me->volume, n->peer_node_id,
+		mine ? "this node discards its changes and becomes SyncTarget" :
+		       "the peer discards its changes, this node becomes SyncSource");
+	if (mine)
+		return same_base ? HS_BM_TARGET : HS_FULL_TARGET;
+	return same_base ? HS_BM_SOURCE : HS_FULL_SOURCE;
+}
+
+/* What the peer device starts as; bsr_resync.c takes it from there. */
+static u32 hs_repl_state(enum hs_decision d)
+{
+	switch (d) {
+	case HS_FULL_SOURCE:
+		return BSR_REPL_STATE_STARTINGSYNCS;
+	case HS_BM_SOURCE:
+		return BSR_REPL_STATE_WFBITMAPS;
+	case HS_BM_TARGET:
+	case HS_FULL_TARGET:
+		return BSR_REPL_STATE_WFBITMAPT;
+	default:
+		return BSR_REPL_STATE_ESTABLISHED;
+	}
+}
+
 static int decide_volume(struct hs_ctx *hc, u32 i, struct bsr_hs_result *r)
 {
 	const struct bsr_hs_vol *me = &hc->me[i], *peer = &hc->peer[i];
@@ -527,17 +581,20 @@ static int decide_volume(struct hs_ctx *hc, u32 i, struct bsr_hs_result *r)
 		peer->bitmap_uuid,
 		min_not_zero(me->max_sectors, peer->max_sectors));
 	if (d == HS_SPLIT_BRAIN)
-		return refuse(n, "volume %u: split brain detected, dropping the connection",
+		d = resolve_split_brain(hc, i);
+	if (d == HS_SPLIT_BRAIN)
+		return refuse(n, "volume %u: Split-Brain detected, dropping connection! (resolve it with 'connect --discard-my-data' on the node whose changes are to be thrown away)",
 			      me->volume);
 	if (d == HS_UNRELATED)
 		return refuse(n, "volume %u: unrelated data", me->volume);
+	if ((d == HS_BM_TARGET || d == HS_FULL_TARGET) &&
+	    hc->my_role == BSR_ROLE_PRIMARY)
+		return refuse(n, "volume %u: this Primary would have to become SyncTarget; it would need to read the blocks not yet synced from the peer, which bsr does not do (make it Secondary first)",
+			      me->volume);
 	err = check_sizes(hc, i, d);
 	if (err)
 		return err;
-	if (d != HS_NO_SYNC && d != HS_NO_DISK)
-		pr_info("%s/%u peer %u: resync is not part of this build; data stays as it is\n",
-			n->res_name, me->volume, n->peer_node_id);
-	r->repl_state = BSR_REPL_STATE_ESTABLISHED;
+	r->repl_state = hs_repl_state(d);
 	r->peer_disk = peer->disk_state;
 	r->peer_uuid = peer->current_uuid;
 	r->bitmap_uuid = me->bitmap_uuid;

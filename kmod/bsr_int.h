@@ -113,6 +113,9 @@ struct bsr_connection {
 	enum bsr_role peer_role;
 	u32 agreed_proto;
 	atomic64_t sent_bytes, recv_bytes, pings, reconnects;
+	/* write replication (bsr_repl.c) */
+	struct bsr_repl *repl;		/* while connected, repl_conn_lock */
+	atomic64_t ap_in_flight;	/* sectors sent, not yet acked */
 };
 
 struct bsr_peer_device {
@@ -125,6 +128,11 @@ struct bsr_peer_device {
 	enum bsr_disk_state peer_disk_state;	/* from the handshake */
 	u64 peer_current_uuid;
 	u64 bitmap_uuid;
+	/* write replication statistics (bsr_repl.c), never reset */
+	atomic64_t repl_sent_sectors, repl_recv_sectors;
+	atomic64_t repl_acked_ios, repl_net_lat_ns;
+	atomic_t repl_pending;		/* writes sent, not yet acked */
+	atomic_t repl_unacked;		/* peer writes not yet acked by us */
 };
 
 /* bsr_nl.c */
@@ -167,8 +175,15 @@ void bsr_put_ldev(struct bsr_device *dev);
 void bsr_drain_ldev(struct bsr_device *dev);
 
 /* bsr_repl.c, bsr_peer_req.c */
+struct bsr_req;
+struct bsr_repl;
+void bsr_req_peer_get(struct bsr_req *req);
+void bsr_req_peer_put(struct bsr_req *req);
+int bsr_repl_write(struct bsr_device *dev, struct bio *bio,
+		   struct bsr_req *req);
+void bsr_repl_write_done(struct bsr_device *dev);
+void bsr_repl_drain(struct bsr_connection *conn);
 void bsr_repl_dev_init(struct bsr_device *dev);
-bool bsr_repl_submit(struct bio *bio);
 void bsr_repl_track_peer(struct bsr_connection *conn);
 int bsr_repl_secondary_wait(struct bsr_resource *res, char *why,
 			    size_t whylen);

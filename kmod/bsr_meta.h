@@ -101,6 +101,14 @@ u64 bsr_bm_oos_sectors(struct bsr_backing *b, int slot);
 u64 bsr_bm_oos_sectors_any(struct bsr_backing *b);	/* union of slots */
 int bsr_bm_write_dirty(struct bsr_backing *b);	/* may sleep */
 
+/* Walking a slot and exchanging it with the peer (bsr_resync.c). */
+u64 bsr_bm_bits(struct bsr_backing *b);		/* bits per slot */
+/* First bit >= @from whose value is @set; bsr_bm_bits() when none. */
+u64 bsr_bm_find(struct bsr_backing *b, int slot, u64 from, bool set);
+/* Set or clear the bits [first, end) of @slot.  Any context. */
+void bsr_bm_change_bits(struct bsr_backing *b, int slot, u64 first, u64 end,
+			bool set);
+
 /*
  * UUIDs and flags.  Each call writes the superblock synchronously (with a
  * flush when md-flushes is on) before returning.
@@ -117,5 +125,22 @@ int bsr_md_peer_get(struct bsr_backing *b, int slot, u32 *node_id,
 		    u64 *bitmap_uuid, u32 *flags);
 int bsr_md_peer_update(struct bsr_backing *b, int slot, u64 bitmap_uuid,
 		       u32 flags);	/* may sleep, writes the superblock */
+
+/*
+ * UUID moves of resync (bsr_uuid.c); each writes the superblock.
+ * diverge: the current UUID becomes the bitmap UUID towards @slot and a
+ * new current UUID starts, unless a bitmap UUID is kept already (returns
+ * 1 when it rotated).  sync_uuid: the bitmap UUID towards @slot, made up
+ * if there is none.  become_target: take @uuid as current, no bitmap UUID
+ * towards @slot, data inconsistent.  adopt_uuids: take the peer's current
+ * UUID and history, data consistent and up to date.  sync_done: the
+ * bitmap UUID towards @slot goes to the history.
+ */
+int bsr_md_diverge(struct bsr_backing *b, int slot);
+int bsr_md_sync_uuid(struct bsr_backing *b, int slot, u64 *uuid);
+int bsr_md_become_target(struct bsr_backing *b, int slot, u64 uuid);
+int bsr_md_adopt_uuids(struct bsr_backing *b, int slot, u64 current_uuid,
+		       const u64 *history);
+int bsr_md_sync_done(struct bsr_backing *b, int slot);
 
 #endif /* _BSR_META_H */

@@ -317,6 +317,8 @@ static int h_detach(struct bsr_nlreq *c)
 	struct bsr_detach_parms p = {};
 	int err = parse(c, &bsr_detach_parms_desc, &p, false);
 
+	if (!err)
+		err = bsr_repl_may_detach(c->dev, c->why, WHY_LEN);
 	return err ?: bsr_detach(c->dev, p.force, c->why, WHY_LEN);
 }
 
@@ -559,6 +561,30 @@ static int h_resume_sync(struct bsr_nlreq *c)
 	return set_resync_susp(c, false);
 }
 
+/* invalidate-remote: this node becomes SyncSource of every block. */
+static int h_inval_peer(struct bsr_nlreq *c)
+{
+	if (c->dev->disk_state != BSR_DISK_STATE_UPTODATE) {
+		snprintf(c->why, WHY_LEN,
+			 "%s: State change failed: (-2) Need access to UpToDate data",
+			 c->dev->disk->disk_name);
+		return -ENODATA;
+	}
+	if (c->conn->peer_role == BSR_ROLE_PRIMARY) {
+		snprintf(c->why, WHY_LEN,
+			 "%s: State change failed: the peer is Primary and cannot become SyncTarget",
+			 c->dev->disk->disk_name);
+		return -EBUSY;
+	}
+	if (bsr_rs_request_sync(c->pd, true)) {
+		snprintf(c->why, WHY_LEN,
+			 "%s: State change failed: (-15) Need a connection to start verify or resync (peer %u is not Connected and idle)",
+			 c->dev->disk->disk_name, c->conn->peer_node_id);
+		return -ENOTCONN;
+	}
+	return 0;
+}
+
 static int h_down(struct bsr_nlreq *c)
 {
 	return bsr_down_resource(c->res, c->why, WHY_LEN);
@@ -588,6 +614,7 @@ static const struct bsr_handler handlers[BSR_CMD_MAX + 1] = {
 	[BSR_CMD_INVALIDATE] = { h_invalidate, NEED_DEV },
 	[BSR_CMD_PAUSE_SYNC] = { h_pause_sync, NEED_PD },
 	[BSR_CMD_RESUME_SYNC] = { h_resume_sync, NEED_PD },
+	[BSR_CMD_INVAL_PEER] = { h_inval_peer, NEED_PD },
 	[BSR_CMD_SUSPEND_IO] = { h_suspend_io, NEED_RES },
 	[BSR_CMD_RESUME_IO] = { h_resume_io, NEED_RES },
 	[BSR_CMD_OUTDATE] = { h_outdate, NEED_DEV },
@@ -867,7 +894,7 @@ static const struct genl_small_ops bsr_genl_ops[] = {
 	DOIT(NEW_C_UUID), DOIT(NEW_PEER), DOIT(DEL_PEER), DOIT(NEW_PATH),
 	DOIT(DEL_PATH), DOIT(CONNECT), DOIT(DISCONNECT), DOIT(NET_OPTS),
 	DOIT(PEER_DEVICE_OPTS),
-	DOIT(INVALIDATE), DOIT(PAUSE_SYNC), DOIT(RESUME_SYNC),
+	DOIT(INVALIDATE), DOIT(PAUSE_SYNC), DOIT(RESUME_SYNC), DOIT(INVAL_PEER),
 	DOIT(SUSPEND_IO), DOIT(RESUME_IO), DOIT(OUTDATE), DOIT(DOWN),
 	DUMP(GET_RESOURCES), DUMP(GET_DEVICES), DUMP(GET_CONNECTIONS),
 	DUMP(GET_PEER_DEVICES), DUMP(GET_PATHS), DUMP(GET_INITIAL_STATE),

@@ -202,6 +202,7 @@ int bsr_put_connection(struct sk_buff *skb, struct bsr_connection *c)
 	};
 	struct bsr_ctx ctx;
 
+	bsr_repl_conn_stats(c, &cs);
 	conn_ctx(&ctx, c);
 	return put_ctx(skb, &ctx) ||
 	       bsr_struct_to_skb(&bsr_conn_info_desc, skb, &ci, true) ||
@@ -230,6 +231,7 @@ int bsr_put_peer_device(struct sk_buff *skb, struct bsr_peer_device *pd)
 		if (slot >= 0)
 			ps.out_of_sync = bsr_bm_oos_sectors(dev->backing, slot);
 	}
+	bsr_repl_peer_stats(pd, &ps);
 	return put_ctx(skb, &ctx) ||
 	       bsr_struct_to_skb(&bsr_peer_device_info_desc, skb, &pi, true) ||
 	       bsr_struct_to_skb(&bsr_peer_device_stats_desc, skb, &ps, true);

@@ -134,6 +134,8 @@ static_assert(sizeof(struct p_uuids) == 64);
 
 /* The largest write carried by one P_DATA / P_RS_DATA packet. */
 #define BSR_MAX_BIO_SIZE	(1U << 20)
+/* The largest discard / write-zeroes range of one P_DATA (no data). */
+#define BSR_MAX_DISCARD		(1U << 30)
 
 /* p_data.dp_flags */
 #define BSR_DP_FUA		(1U << 0)
@@ -185,5 +187,70 @@ static_assert(sizeof(struct p_data) == 32);
 static_assert(sizeof(struct p_block_ack) == 24);
 
 /* ------------------------------------------- resync, bitmap, verify */
+
+/*
+ * Resync is driven by the SyncSource.  It sends P_RS_SYNC_UUID (the
+ * target adopts the UUID, so that an interrupted resync continues as a
+ * bitmap-based one), then both sides send their bitmap slot for the other
+ * as P_RS_BITMAP packets and OR the peer's bits into their own slot.  The
+ * source then walks the union: P_RS_DATA (a p_data + data) for each run
+ * of set bits; the target writes it and answers P_RS_WRITE_ACK (or
+ * P_RS_NEG_ACK) on the meta stream.  Both sides clear a bit when its block
+ * landed.  P_RS_DONE ends it: the target takes the source's UUIDs.
+ */
+enum bsr_rs_packet {
+	P_RS_SYNC_UUID = 48,	/* data, per volume: p_rs_sync_uuid */
+	P_RS_BITMAP = 49,	/* data, per volume: p_rs_bitmap + runs */
+	P_RS_DATA = 50,		/* data, per volume: p_data + data */
+	P_RS_WRITE_ACK = 51,	/* meta, per volume: p_block_ack */
+	P_RS_NEG_ACK = 52,	/* meta, per volume: p_block_ack */
+	P_RS_DONE = 53,		/* data, per volume: p_rs_uuids */
+	P_RS_SUSP = 54,		/* data, per volume: p_rs_susp */
+	P_RS_NEW_UUIDS = 55,	/* data, per volume: p_rs_uuids */
+	P_RS_WANT_SYNC = 56,	/* data, per volume: p_rs_susp (reserved 0) */
+};
+
+/* p_rs_sync_uuid.flags */
+#define BSR_RSF_FULL		(1U << 0)	/* every block is out of sync */
+
+struct p_rs_sync_uuid {
+	__be64 uuid;		/* the source's bitmap UUID towards the target */
+	__be32 flags;		/* BSR_RSF_* */
+	__be32 pad;
+} __packed;
+
+/*
+ * A piece of a bitmap slot: bits [start_bit, end_bit) described by the
+ * run lengths that follow, alternating clear/set and starting with a
+ * clear run (which may be 0).  Each run length is an unsigned LEB128
+ * varint (7 bits per byte, low first, high bit = more bytes follow).  The
+ * runs must add up to end_bit - start_bit exactly.  Packets of one
+ * exchange cover the bitmap in order, without gaps.
+ */
+#define BSR_RSB_LAST		(1U << 0)	/* the last piece */
+
+struct p_rs_bitmap {
+	__be64 start_bit;
+	__be64 end_bit;
+	__be32 flags;		/* BSR_RSB_* */
+	__be32 pad;
+} __packed;
+
+/* P_RS_DONE: the source's UUIDs; P_RS_NEW_UUIDS: the sender's new ones. */
+struct p_rs_uuids {
+	__be64 current_uuid;
+	__be64 history[4];
+	__be32 flags;		/* P_RS_NEW_UUIDS: 1 = bitmap cleared */
+	__be32 pad;
+} __packed;
+
+/* P_RS_SUSP: resync-suspended flags of the sender (BSR_SUSP_USER). */
+struct p_rs_susp {
+	__be32 susp;
+	__be32 pad;
+} __packed;
+
+static_assert(sizeof(struct p_rs_bitmap) == 24);
+static_assert(sizeof(struct p_rs_uuids) == 48);
 
 #endif /* _BSR_PROTO_H */

@@ -584,6 +584,7 @@ int bsr_conn_connect(struct bsr_connection *c, struct net *net,
 		return PTR_ERR(n);
 	n->discard_my_data = discard_my_data;
 	n->net = get_net(net);
+	bsr_repl_track_peer(c);
 	t = kthread_create(conn_thread, n, "bsr_c_%.8s_%u", n->res_name,
 			   n->peer_node_id);
 	if (IS_ERR(t)) {
@@ -609,6 +610,8 @@ void bsr_conn_disconnect(struct bsr_connection *c, bool force)
 	struct bsr_net *n = c->net;
 
 	lockdep_assert_held(&bsr_cfg_mutex);
+	if (n && !force)
+		bsr_repl_drain(c);
 	if (n) {
 		if (!n->done)
 			set_cstate(c, BSR_CONN_STATE_DISCONNECTING);

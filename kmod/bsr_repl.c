@@ -1,10 +1,110 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Replication of application writes between two bsr nodes.
- * (Being written: the packets are reserved in bsr_proto.h; until then any
- * of them is a protocol error.)
+ *
+ * Primary side: bsr_req.c hands every write (with its range locked) to
+ * bsr_repl_write(), which sends it as P_DATA to every live peer and keeps
+ * an entry on the connection's transfer log until the peer's P_WRITE_ACK.
+ * Protocol B and C requests hold a reference on the application request
+ * until P_RECV_ACK resp. P_WRITE_ACK.  Writes that do not reach a peer
+ * (not connected, peer disk unusable, connection lost before the ack,
+ * P_NEG_ACK) are set out of sync in that peer's bitmap slot.
+ *
+ * Epochs (protocols A and B): once a write of the current epoch completed
+ * to the application, the next write sent is preceded by P_BARRIER; the
+ * Secondary acks a barrier when every write before it is on its disk.
+ *
+ * Secondary side: P_DATA is read into a peer request, enters the activity
+ * log, is submitted range-locked (overlapping writes apply in arrival
+ * order) and acked from a work item once the disk completed it.
  */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/slab.h>
+#include <linux/bio.h>
+#include <linux/uio.h>
+#include <linux/ktime.h>
+#include <linux/blkdev.h>
+#include <linux/delay.h>
 #include "bsr_transport.h"
+#include "bsr_peer_req.h"
+
+#define MAX_TARGETS	4	/* live peers a write goes to at once */
+
+/* A live (connected) peer of one device. */
+struct bsr_repl_target {
+	struct list_head list;		/* on dev->repl_targets */
+	struct bsr_repl *rc;
+	struct bsr_peer_device *pd;
+	int slot;
+};
+
+/* A write sent to the peer, until the peer's P_WRITE_ACK. */
+struct bsr_tl_ent {
+	struct list_head list;		/* on rc->tl, in send order */
+	u64 block_id;
+	struct bsr_peer_device *pd;
+	struct bsr_req *req;		/* B/C: holds a reference until acked */
+	sector_t sector;
+	u32 size;
+	int slot;
+	ktime_t sent;
+};
+
+struct bsr_repl {
+	struct bsr_net *n;
+	struct bsr_connection *conn;
+	u32 proto;			/* 1 A, 2 B, 3 C */
+	u32 max_epoch;
+	unsigned long ko_jiffies;	/* 0: no ko-count */
+
+	spinlock_t lock;		/* live, senders, tl */
+	bool live;
+	int senders;
+	wait_queue_head_t wait;
+	struct list_head tl;
+
+	struct mutex send_lock;		/* epoch + order of P_DATA on the wire */
+	u64 next_block_id;
+	u32 epoch;
+	u32 epoch_writes;
+	bool close_epoch;
+
+	/* Secondary side */
+	atomic_t rx_pending;		/* peer writes submitted, not acked */
+	u32 rx_epoch_writes;
+	spinlock_t done_lock;
+	struct list_head done;		/* peer requests the disk completed */
+	struct work_struct ack_work;
+	struct delayed_work ko_work;
+
+	u32 nr_targets;
+	struct bsr_repl_target targets[];
+};
+
+static DEFINE_SPINLOCK(repl_conn_lock);	/* conn->repl */
+static DECLARE_WAIT_QUEUE_HEAD(repl_acked_wq);	/* repl_pending hit 0 */
+
+#define D BIT(BSR_STREAM_DATA)
+#define M BIT(BSR_STREAM_META)
+#define ACK_RULE { sizeof(struct p_block_ack), sizeof(struct p_block_ack), 0, M, true }
+const struct bsr_pkt_rule bsr_repl_rules[P_REPL_LAST - P_DATA + 1] = {
+	[P_DATA - P_DATA] = { sizeof(struct p_data),
+			      sizeof(struct p_data) + BSR_MAX_BIO_SIZE,
+			      sizeof(struct p_data), D, true },
+	[P_BARRIER - P_DATA] = { sizeof(struct p_barrier),
+				 sizeof(struct p_barrier), 0, D },
+	[P_RECV_ACK - P_DATA] = ACK_RULE,
+	[P_WRITE_ACK - P_DATA] = ACK_RULE,
+	[P_NEG_ACK - P_DATA] = ACK_RULE,
+	[P_BARRIER_ACK - P_DATA] = { sizeof(struct p_barrier_ack),
+				     sizeof(struct p_barrier_ack), 0, M },
+	[P_OUT_OF_SYNC - P_DATA] = { sizeof(struct p_block_desc),
+				     sizeof(struct p_block_desc), 0, D, true },
+};
+#undef ACK_RULE
+#undef D
+#undef M
 
 void bsr_repl_dev_init(struct bsr_device *dev)
 {
@@ -14,23 +114,815 @@ void bsr_repl_dev_init(struct bsr_device *dev)
 	INIT_LIST_HEAD(&dev->repl_targets);
 }
 
-const struct bsr_pkt_rule bsr_repl_rules[P_REPL_LAST - P_DATA + 1];
+/* ------------------------------------------------- out-of-sync marks */
+
+static void mark_oos(struct bsr_device *dev, int slot, sector_t sector,
+		     u32 nr)
+{
+	if (slot < 0 || !nr || !bsr_get_ldev(dev))
+		return;
+	bsr_bm_set(dev->backing, slot, sector, nr);
+	bsr_put_ldev(dev);
+}
+
+/*
+ * Remember the bitmap slot of every peer device of @conn, so that writes
+ * done while it is not connected are marked for it.  Process context,
+ * bsr_cfg_mutex held.
+ */
+void bsr_repl_track_peer(struct bsr_connection *conn)
+{
+	struct bsr_peer_device *pd;
+	int slot;
+
+	list_for_each_entry(pd, &conn->peer_devices, list) {
+		struct bsr_device *dev = pd->device;
+
+		if (!bsr_get_ldev(dev))
+			continue;
+		slot = bsr_bm_slot_assign(dev->backing, conn->peer_node_id);
+		if (slot >= 0 && slot < BITS_PER_LONG)
+			set_bit(slot, &dev->repl_slots);
+		bsr_put_ldev(dev);
+	}
+}
+
+/* ------------------------------------------------------ Primary side */
+
+static bool target_usable(struct bsr_repl_target *t)
+{
+	return t->rc->live && bsr_disk_usable(READ_ONCE(t->pd->peer_disk_state));
+}
+
+/* Pin the live targets of @dev (rc->senders); returns how many. */
+static int grab_targets(struct bsr_device *dev,
+			struct bsr_repl_target **out)
+{
+	struct bsr_repl_target *t;
+	int nr = 0;
+
+	spin_lock_irq(&dev->range_lock);
+	list_for_each_entry(t, &dev->repl_targets, list) {
+		if (nr == MAX_TARGETS)
+			break;
+		spin_lock(&t->rc->lock);
+		if (target_usable(t)) {
+			t->rc->senders++;
+			out[nr++] = t;
+		}
+		spin_unlock(&t->rc->lock);
+	}
+	spin_unlock_irq(&dev->range_lock);
+	return nr;
+}
+
+static void release_sender(struct bsr_repl *rc)
+{
+	spin_lock_irq(&rc->lock);
+	if (!--rc->senders)
+		wake_up_all(&rc->wait);
+	spin_unlock_irq(&rc->lock);
+}
+
+static u32 bio_dp_flags(struct bio *bio, u32 proto)
+{
+	u32 f = BSR_DP_SEND_WRITE_ACK;
+
+	if (bio->bi_opf & REQ_FUA)
+		f |= BSR_DP_FUA;
+	if (bio->bi_opf & REQ_PREFLUSH)
+		f |= BSR_DP_PREFLUSH;
+	if (bio_op(bio) == REQ_OP_DISCARD)
+		f |= BSR_DP_DISCARD;
+	if (bio_op(bio) == REQ_OP_WRITE_ZEROES)
+		f |= BSR_DP_ZEROES;
+	if (proto == 2)
+		f |= BSR_DP_SEND_RECV_ACK;
+	return f;
+}
+
+static bool bio_has_payload(struct bio *bio)
+{
+	return bio_op(bio) == REQ_OP_WRITE && bio->bi_iter.bi_size;
+}
+
+/* Close the current epoch when due.  rc->send_lock held. */
+static int maybe_barrier(struct bsr_repl *rc)
+{
+	struct p_barrier b;
+	int err;
+
+	if (!rc->epoch_writes ||
+	    (!rc->close_epoch && rc->epoch_writes < rc->max_epoch))
+		return 0;
+	b.epoch = cpu_to_be32(rc->epoch);
+	b.pad = 0;
+	err = bsr_send(&rc->n->data, P_BARRIER, BSR_VOL_NONE, &b, sizeof(b));
+	rc->epoch++;
+	rc->epoch_writes = 0;
+	rc->close_epoch = false;
+	return err;
+}
+
+static int send_one(struct bsr_repl_target *t, struct bio *bio,
+		    struct bsr_req *req)
+{
+	struct bsr_repl *rc = t->rc;
+	struct bsr_peer_device *pd = t->pd;
+	u32 size = bio->bi_iter.bi_size;
+	u32 nr = size >> 9;
+	struct iov_iter it;
+	struct bsr_tl_ent *e;
+	struct p_data p;
+	int err;
+
+	e = kmalloc(sizeof(*e), GFP_NOIO);
+	if (!e)
+		return -ENOMEM;
+	e->pd = pd;
+	e->sector = bio->bi_iter.bi_sector;
+	e->size = size;
+	e->slot = t->slot;
+	e->req = rc->proto >= 2 ? req : NULL;
+	if (e->req)
+		bsr_req_peer_get(req);
+
+	mutex_lock(&rc->send_lock);
+	err = maybe_barrier(rc);
+	e->block_id = ++rc->next_block_id;
+	p.sector = cpu_to_be64(e->sector);
+	p.block_id = cpu_to_be64(e->block_id);
+	p.epoch = cpu_to_be32(rc->epoch);
+	p.dp_flags = cpu_to_be32(bio_dp_flags(bio, rc->proto));
+	p.size = cpu_to_be32(size);
+	p.pad = 0;
+	rc->epoch_writes++;
+	e->sent = ktime_get();
+	spin_lock_irq(&rc->lock);
+	list_add_tail(&e->list, &rc->tl);
+	spin_unlock_irq(&rc->lock);
+	atomic_inc(&pd->repl_pending);
+	atomic64_add(nr, &rc->conn->ap_in_flight);
+	if (!err) {
+		if (bio_has_payload(bio)) {
+			struct bvec_iter *bi = &bio->bi_iter;
+
+			iov_iter_bvec(&it, ITER_SOURCE,
+				      bio->bi_io_vec + bi->bi_idx,
+				      bio->bi_vcnt - bi->bi_idx,
+				      size + bi->bi_bvec_done);
+			iov_iter_advance(&it, bi->bi_bvec_done);
+		}
+		err = bsr_send_data(&rc->n->data, P_DATA, pd->device->volume,
+				    &p, sizeof(p), &it,
+				    bio_has_payload(bio) ? size : 0);
+	}
+	mutex_unlock(&rc->send_lock);
+	if (err) {
+		/* the entry stays: bsr_repl_stop() marks it out of sync */
+		bsr_net_fail(rc->n, BSR_CONN_STATE_NETWORKFAILURE);
+		return err;
+	}
+	if (bio_op(bio) != REQ_OP_DISCARD && bio_op(bio) != REQ_OP_WRITE_ZEROES)
+		atomic64_add(nr, &pd->repl_sent_sectors);
+	return 0;
+}
+
+/*
+ * Send @bio (a write whose range the caller holds locked) to every live
+ * peer of @dev and mark it out of sync for every other known peer.
+ * Process context.
+ */
+int bsr_repl_write(struct bsr_device *dev, struct bio *bio,
+		   struct bsr_req *req)
+{
+	struct bsr_repl_target *t[MAX_TARGETS];
+	unsigned long done = 0, slots = READ_ONCE(dev->repl_slots);
+	u32 nr = bio_sectors(bio);
+	int i, n, slot;
+
+	n = grab_targets(dev, t);
+	for (i = 0; i < n; i++) {
+		if (!send_one(t[i], bio, req) && t[i]->slot >= 0)
+			__set_bit(t[i]->slot, &done);
+		release_sender(t[i]->rc);
+	}
+	for_each_set_bit(slot, &slots, BITS_PER_LONG)
+		if (!test_bit(slot, &done))
+			mark_oos(dev, slot, bio->bi_iter.bi_sector, nr);
+	return 0;
+}
+
+/* A replicated write of @dev completed to the application. */
+void bsr_repl_write_done(struct bsr_device *dev)
+{
+	struct bsr_repl_target *t;
+	unsigned long flags;
+
+	spin_lock_irqsave(&dev->range_lock, flags);
+	list_for_each_entry(t, &dev->repl_targets, list)
+		if (t->rc->proto < 3)
+			WRITE_ONCE(t->rc->close_epoch, true);
+	spin_unlock_irqrestore(&dev->range_lock, flags);
+}
+
+/* ------------------------------------------------------- acks (meta) */
+
+static void tl_ent_done(struct bsr_repl *rc, struct bsr_tl_ent *e,
+			bool in_sync)
+{
+	struct bsr_peer_device *pd = e->pd;
+
+	if (!in_sync)
+		mark_oos(pd->device, e->slot, e->sector, e->size >> 9);
+	if (e->req)
+		bsr_req_peer_put(e->req);
+	atomic64_sub(e->size >> 9, &rc->conn->ap_in_flight);
+	if (atomic_dec_and_test(&pd->repl_pending) &&
+	    waitqueue_active(&repl_acked_wq))
+		wake_up_all(&repl_acked_wq);
+	kfree(e);
+}
+
+static struct bsr_tl_ent *tl_find(struct bsr_repl *rc, u64 id)
+{
+	struct bsr_tl_ent *e;
+
+	list_for_each_entry(e, &rc->tl, list)
+		if (e->block_id == id)
+			return e;
+	return NULL;
+}
+
+static int got_block_ack(struct bsr_repl *rc, struct bsr_pkt_hdr *h)
+{
+	struct p_block_ack *a = rc->n->meta.rbuf;
+	u16 cmd = be16_to_cpu(h->command);
+	struct bsr_req *req = NULL;
+	struct bsr_tl_ent *e;
+	u64 lat;
+
+	spin_lock_irq(&rc->lock);
+	e = tl_find(rc, be64_to_cpu(a->block_id));
+	if (!e || e->sector != be64_to_cpu(a->sector) ||
+	    e->size != be32_to_cpu(a->size) ||
+	    e->pd->device->volume != be16_to_cpu(h->volume)) {
+		spin_unlock_irq(&rc->lock);
+		return bsr_proto_err(rc->n, &rc->n->meta,
+				     "ack for no such write", h);
+	}
+	if (cmd == P_RECV_ACK) {
+		if (rc->proto == 2) {
+			req = e->req;
+			e->req = NULL;
+		}
+		spin_unlock_irq(&rc->lock);
+		if (req)
+			bsr_req_peer_put(req);
+		return 0;
+	}
+	list_del(&e->list);
+	spin_unlock_irq(&rc->lock);
+	lat = ktime_to_ns(ktime_sub(ktime_get(), e->sent));
+	atomic64_add(lat, &e->pd->repl_net_lat_ns);
+	atomic64_inc(&e->pd->repl_acked_ios);
+	if (cmd == P_NEG_ACK)
+		pr_warn_ratelimited("%s peer %u: peer failed to write %u bytes at sector %llu\n",
+				    rc->n->res_name, rc->n->peer_node_id,
+				    e->size, (unsigned long long)e->sector);
+	tl_ent_done(rc, e, cmd == P_WRITE_ACK);
+	return 0;
+}
+
+/* The live replication state of @c, pinned as a sender, or NULL. */
+static struct bsr_repl *conn_repl_get(struct bsr_connection *c)
+{
+	struct bsr_repl *rc;
+	bool live = false;
+
+	spin_lock(&repl_conn_lock);
+	rc = c->repl;
+	if (rc) {
+		spin_lock_irq(&rc->lock);
+		live = rc->live;
+		if (live)
+			rc->senders++;
+		spin_unlock_irq(&rc->lock);
+	}
+	spin_unlock(&repl_conn_lock);
+	return live ? rc : NULL;
+}
+
+int bsr_repl_got_ack(struct bsr_net *n, struct bsr_pkt_hdr *h)
+{
+	struct bsr_repl *rc = n->conn->repl;
+	struct p_barrier_ack *b;
+
+	switch (be16_to_cpu(h->command)) {
+	case P_RECV_ACK:
+	case P_WRITE_ACK:
+	case P_NEG_ACK:
+		return got_block_ack(rc, h);
+	case P_BARRIER_ACK:
+		b = n->meta.rbuf;
+		if (be32_to_cpu(b->epoch) >= READ_ONCE(rc->epoch))
+			return bsr_proto_err(n, &n->meta,
+					     "barrier ack for an open epoch", h);
+		return 0;
+	default:
+		return bsr_proto_err(n, &n->meta,
+				     "unexpected command while connected", h);
+	}
+}
+
+/* ko-count: a peer that does not ack a write in time is dropped. */
+static void ko_work_fn(struct work_struct *w)
+{
+	struct bsr_repl *rc = container_of(to_delayed_work(w),
+					   struct bsr_repl, ko_work);
+	struct bsr_tl_ent *e;
+	bool late = false;
+
+	spin_lock_irq(&rc->lock);
+	e = list_first_entry_or_null(&rc->tl, struct bsr_tl_ent, list);
+	if (e && rc->live)
+		late = ktime_ms_delta(ktime_get(), e->sent) >
+		       jiffies_to_msecs(rc->ko_jiffies);
+	spin_unlock_irq(&rc->lock);
+	if (late) {
+		pr_warn("%s peer %u: write not acknowledged within timeout * ko-count, dropping the peer\n",
+			rc->n->res_name, rc->n->peer_node_id);
+		bsr_net_fail(rc->n, BSR_CONN_STATE_TIMEOUT);
+		return;
+	}
+	schedule_delayed_work(&rc->ko_work, HZ / 2);
+}
+
+/* ---------------------------------------------------- Secondary side */
+
+static void ack_work_fn(struct work_struct *w)
+{
+	struct bsr_repl *rc = container_of(w, struct bsr_repl, ack_work);
+	struct bsr_peer_req *pr, *tmp;
+	struct p_block_ack a;
+	LIST_HEAD(list);
+
+	spin_lock_irq(&rc->done_lock);
+	list_splice_init(&rc->done, &list);
+	spin_unlock_irq(&rc->done_lock);
+	list_for_each_entry_safe(pr, tmp, &list, list) {
+		struct bsr_device *dev = pr->pd->device;
+
+		if (pr->private)
+			bsr_al_complete_io(dev->backing, pr->sector,
+					   pr->size >> 9);
+		a.sector = cpu_to_be64(pr->sector);
+		a.block_id = cpu_to_be64(pr->block_id);
+		a.size = cpu_to_be32(pr->size);
+		a.pad = 0;
+		if (pr->dp_flags & BSR_DP_SEND_WRITE_ACK)
+			bsr_send(&rc->n->meta, pr->status ? P_NEG_ACK :
+				 P_WRITE_ACK, dev->volume, &a, sizeof(a));
+		atomic_dec(&pr->pd->repl_unacked);
+		if (pr->private)
+			bsr_put_ldev(dev);
+		bsr_peer_req_free(pr);
+		if (atomic_dec_and_test(&rc->rx_pending))
+			wake_up_all(&rc->wait);
+	}
+}
+
+/* pr->done: bio completion context. */
+static void peer_write_done(struct bsr_peer_req *pr)
+{
+	struct bsr_repl *rc = pr->pd->connection->repl;
+	unsigned long flags;
+
+	spin_lock_irqsave(&rc->done_lock, flags);
+	list_add_tail(&pr->list, &rc->done);
+	spin_unlock_irqrestore(&rc->done_lock, flags);
+	queue_work(system_highpri_wq, &rc->ack_work);
+}
+
+static struct bsr_peer_device *rc_pd(struct bsr_repl *rc, u16 vol)
+{
+	u32 i;
+
+	for (i = 0; i < rc->nr_targets; i++)
+		if (rc->targets[i].pd->device->volume == vol)
+			return rc->targets[i].pd;
+	return NULL;
+}
+
+static enum req_op dp_op(u32 f)
+{
+	if (f & BSR_DP_DISCARD)
+		return REQ_OP_DISCARD;
+	if (f & BSR_DP_ZEROES)
+		return REQ_OP_WRITE_ZEROES;
+	return REQ_OP_WRITE;
+}
+
+static int check_data(struct bsr_repl *rc, struct bsr_pkt_hdr *h,
+		      struct bsr_peer_device *pd, u64 sector, u32 size, u32 f)
+{
+	bool nodata = f & (BSR_DP_DISCARD | BSR_DP_ZEROES);
+	struct bsr_net *n = rc->n;
+
+	if (!pd)
+		return bsr_proto_err(n, &n->data, "write for an unknown volume", h);
+	if (size & 511 || (!nodata && size > BSR_MAX_BIO_SIZE))
+		return bsr_proto_err(n, &n->data, "bad write size", h);
+	if (bsr_pkt_tail(h) != (nodata ? 0 : size))
+		return bsr_proto_err(n, &n->data, "write size does not match the packet", h);
+	if (sector + (size >> 9) > get_capacity(pd->device->disk) ||
+	    sector + (size >> 9) < sector)
+		return bsr_proto_err(n, &n->data, "write beyond the end of the device", h);
+	return 0;
+}
+
+/* Send a negative ack for a write that never reached our disk. */
+static void neg_ack(struct bsr_repl *rc, struct bsr_peer_req *pr)
+{
+	pr->status = BLK_STS_IOERR;
+	atomic_inc(&pr->pd->repl_unacked);
+	atomic_inc(&rc->rx_pending);
+	peer_write_done(pr);
+}
+
+static int recv_data(struct bsr_repl *rc, struct bsr_pkt_hdr *h)
+{
+	struct p_data *p = rc->n->data.rbuf;
+	struct bsr_peer_device *pd = rc_pd(rc, be16_to_cpu(h->volume));
+	u64 sector = be64_to_cpu(p->sector);
+	u32 size = be32_to_cpu(p->size), f = be32_to_cpu(p->dp_flags);
+	enum req_op op = dp_op(f);
+	struct bsr_peer_req *pr;
+	struct p_block_ack a;
+	int err;
+
+	err = check_data(rc, h, pd, sector, size, f);
+	if (err)
+		return err;
+	pr = bsr_peer_req_alloc(pd, sector, size, op == REQ_OP_WRITE);
+	if (!pr)
+		return -ENOMEM;
+	pr->block_id = be64_to_cpu(p->block_id);
+	pr->dp_flags = f;
+	pr->epoch = be32_to_cpu(p->epoch);
+	pr->done = peer_write_done;
+	err = bsr_peer_req_recv_data(rc->n, pr);
+	if (err) {
+		bsr_peer_req_free(pr);
+		return err;
+	}
+	atomic64_add(size >> 9, &pd->repl_recv_sectors);
+	rc->rx_epoch_writes++;
+	if (f & BSR_DP_SEND_RECV_ACK) {
+		a.sector = p->sector;
+		a.block_id = p->block_id;
+		a.size = p->size;
+		a.pad = 0;
+		err = bsr_send(&rc->n->meta, P_RECV_ACK, pd->device->volume,
+			       &a, sizeof(a));
+		if (err) {
+			bsr_peer_req_free(pr);
+			return err;
+		}
+	}
+	if (!bsr_get_ldev(pd->device)) {
+		neg_ack(rc, pr);
+		return 0;
+	}
+	if (size && bsr_al_begin_io(pd->device->backing, sector, size >> 9)) {
+		bsr_put_ldev(pd->device);
+		neg_ack(rc, pr);
+		return 0;
+	}
+	pr->private = size ? pd : NULL;
+	if (!size)
+		bsr_put_ldev(pd->device);
+	atomic_inc(&pd->repl_unacked);
+	atomic_inc(&rc->rx_pending);
+	err = bsr_peer_req_submit(pr, op);
+	if (err) {
+		atomic_dec(&pd->repl_unacked);
+		atomic_dec(&rc->rx_pending);
+		if (pr->private) {
+			bsr_al_complete_io(pd->device->backing, sector,
+					   size >> 9);
+			bsr_put_ldev(pd->device);
+			pr->private = NULL;
+		}
+		neg_ack(rc, pr);
+	}
+	return 0;
+}
+
+static void flush_disks(struct bsr_repl *rc)
+{
+	u32 i;
+
+	for (i = 0; i < rc->nr_targets; i++) {
+		struct bsr_device *dev = rc->targets[i].pd->device;
+
+		if (!READ_ONCE(dev->disk_flushes) || !bsr_get_ldev(dev))
+			continue;
+		blkdev_issue_flush(bsr_backing_bdev(dev->backing));
+		bsr_put_ldev(dev);
+	}
+}
+
+static int recv_barrier(struct bsr_repl *rc, struct bsr_pkt_hdr *h)
+{
+	struct p_barrier *b = rc->n->data.rbuf;
+	struct p_barrier_ack a = {
+		.epoch = b->epoch,
+		.set_size = cpu_to_be32(rc->rx_epoch_writes),
+	};
+
+	while (atomic_read(&rc->rx_pending)) {
+		if (bsr_should_stop(rc->n))
+			return -EINTR;
+		wait_event_timeout(rc->wait, !atomic_read(&rc->rx_pending),
+				   HZ / 10);
+	}
+	flush_disks(rc);
+	rc->rx_epoch_writes = 0;
+	return bsr_send(&rc->n->meta, P_BARRIER_ACK, BSR_VOL_NONE, &a,
+			sizeof(a));
+}
+
+static int recv_oos(struct bsr_repl *rc, struct bsr_pkt_hdr *h)
+{
+	struct p_block_desc *d = rc->n->data.rbuf;
+	struct bsr_peer_device *pd = rc_pd(rc, be16_to_cpu(h->volume));
+	u64 sector = be64_to_cpu(d->sector);
+	u32 size = be32_to_cpu(d->size);
+	u32 i;
+
+	if (!pd || size & 511 ||
+	    sector + (size >> 9) > get_capacity(pd->device->disk))
+		return bsr_proto_err(rc->n, &rc->n->data, "bad out-of-sync range", h);
+	for (i = 0; i < rc->nr_targets; i++)
+		if (rc->targets[i].pd == pd)
+			mark_oos(pd->device, rc->targets[i].slot, sector,
+				 size >> 9);
+	return 0;
+}
+
+int bsr_repl_recv(struct bsr_net *n, struct bsr_pkt_hdr *h)
+{
+	struct bsr_repl *rc = n->conn->repl;
+
+	switch (be16_to_cpu(h->command)) {
+	case P_DATA:
+		return recv_data(rc, h);
+	case P_BARRIER:
+		return recv_barrier(rc, h);
+	case P_OUT_OF_SYNC:
+		return recv_oos(rc, h);
+	default:
+		return bsr_proto_err(n, &n->data,
+				     "unexpected command while connected", h);
+	}
+}
+
+/* ------------------------------------------------------ start / stop */
+
+static u32 count_pds(struct bsr_connection *c)
+{
+	struct bsr_peer_device *pd;
+	u32 nr = 0;
+
+	list_for_each_entry(pd, &c->peer_devices, list)
+		nr++;
+	return nr;
+}
+
+static struct bsr_repl *alloc_repl(struct bsr_net *n)
+{
+	struct bsr_connection *c = n->conn;
+	struct bsr_peer_device *pd;
+	struct bsr_repl *rc;
+	u32 i = 0;
+
+	while (!mutex_trylock(&bsr_cfg_mutex)) {
+		if (bsr_should_stop(n))
+			return ERR_PTR(-EINTR);
+		usleep_range(5000, 10000);
+	}
+	rc = kzalloc(struct_size(rc, targets, count_pds(c)), GFP_NOIO);
+	if (!rc) {
+		mutex_unlock(&bsr_cfg_mutex);
+		return ERR_PTR(-ENOMEM);
+	}
+	list_for_each_entry(pd, &c->peer_devices, list) {
+		struct bsr_repl_target *t = &rc->targets[i++];
+
+		t->rc = rc;
+		t->pd = pd;
+		t->slot = -1;
+		INIT_LIST_HEAD(&t->list);
+		if (bsr_get_ldev(pd->device)) {
+			t->slot = bsr_bm_slot_assign(pd->device->backing,
+						     c->peer_node_id);
+			if (t->slot >= 0 && t->slot < BITS_PER_LONG)
+				set_bit(t->slot, &pd->device->repl_slots);
+			else
+				t->slot = -1;
+			bsr_put_ldev(pd->device);
+		}
+	}
+	rc->nr_targets = i;
+	mutex_unlock(&bsr_cfg_mutex);
+	return rc;
+}
 
 int bsr_repl_start(struct bsr_net *n)
 {
+	struct bsr_repl *rc = alloc_repl(n);
+	u32 i;
+
+	if (IS_ERR(rc))
+		return PTR_ERR(rc);
+	rc->n = n;
+	rc->conn = n->conn;
+	rc->proto = n->nc.wire_protocol;
+	rc->max_epoch = n->nc.max_epoch_size ?: 1;
+	rc->ko_jiffies = n->nc.ko_count ?
+		bsr_ds_to_jiffies(n->nc.timeout) * n->nc.ko_count : 0;
+	spin_lock_init(&rc->lock);
+	init_waitqueue_head(&rc->wait);
+	INIT_LIST_HEAD(&rc->tl);
+	mutex_init(&rc->send_lock);
+	rc->epoch = 1;
+	spin_lock_init(&rc->done_lock);
+	INIT_LIST_HEAD(&rc->done);
+	INIT_WORK(&rc->ack_work, ack_work_fn);
+	INIT_DELAYED_WORK(&rc->ko_work, ko_work_fn);
+	rc->live = true;
+
+	spin_lock(&repl_conn_lock);
+	n->conn->repl = rc;
+	spin_unlock(&repl_conn_lock);
+	for (i = 0; i < rc->nr_targets; i++) {
+		struct bsr_device *dev = rc->targets[i].pd->device;
+
+		spin_lock_irq(&dev->range_lock);
+		list_add_tail(&rc->targets[i].list, &dev->repl_targets);
+		spin_unlock_irq(&dev->range_lock);
+	}
+	if (rc->ko_jiffies)
+		schedule_delayed_work(&rc->ko_work, HZ / 2);
 	return 0;
 }
 
 void bsr_repl_stop(struct bsr_net *n)
 {
+	struct bsr_repl *rc = n->conn->repl;
+	struct bsr_tl_ent *e, *tmp;
+	u64 lost = 0;
+	u32 i;
+
+	if (!rc)
+		return;
+	spin_lock_irq(&rc->lock);
+	rc->live = false;
+	spin_unlock_irq(&rc->lock);
+	for (i = 0; i < rc->nr_targets; i++) {
+		struct bsr_device *dev = rc->targets[i].pd->device;
+
+		spin_lock_irq(&dev->range_lock);
+		list_del_init(&rc->targets[i].list);
+		spin_unlock_irq(&dev->range_lock);
+	}
+	cancel_delayed_work_sync(&rc->ko_work);
+	/* senders fail fast: the sockets are shut down by now */
+	wait_event(rc->wait, !READ_ONCE(rc->senders));
+	/* peer writes still on our disk: let them finish and be acked */
+	wait_event(rc->wait, !atomic_read(&rc->rx_pending));
+	flush_work(&rc->ack_work);
+
+	spin_lock(&repl_conn_lock);
+	n->conn->repl = NULL;
+	spin_unlock(&repl_conn_lock);
+	list_for_each_entry_safe(e, tmp, &rc->tl, list) {
+		list_del(&e->list);
+		lost += e->size >> 9;
+		tl_ent_done(rc, e, false);
+	}
+	if (lost)
+		pr_info("%s peer %u: %llu KiB not acknowledged by the peer marked out of sync\n",
+			n->res_name, n->peer_node_id,
+			(unsigned long long)lost / 2);
+	wake_up_all(&repl_acked_wq);
+	kfree(rc);
 }
 
-int bsr_repl_recv(struct bsr_net *n, struct bsr_pkt_hdr *h)
+/* ------------------------------------------- admin waits, role, stats */
+
+static u32 conn_pending(struct bsr_connection *c)
 {
-	return bsr_proto_err(n, &n->data, "unexpected command while connected", h);
+	struct bsr_peer_device *pd;
+	u32 nr = 0;
+
+	list_for_each_entry(pd, &c->peer_devices, list)
+		nr += atomic_read(&pd->repl_pending);
+	return nr;
 }
 
-int bsr_repl_got_ack(struct bsr_net *n, struct bsr_pkt_hdr *h)
+static unsigned long drain_timeout(struct bsr_connection *c)
 {
-	return bsr_proto_err(n, &n->meta, "unexpected command while connected", h);
+	unsigned long t = bsr_ds_to_jiffies(c->net_conf.timeout) *
+			  max(c->net_conf.ko_count, 1U);
+
+	return min(t, 10UL * HZ);
+}
+
+/* disconnect without --force: give in-flight writes a chance to be acked */
+void bsr_repl_drain(struct bsr_connection *conn)
+{
+	lockdep_assert_held(&bsr_cfg_mutex);
+	if (conn->cstate != BSR_CONN_STATE_CONNECTED)
+		return;
+	wait_event_timeout(repl_acked_wq, !conn_pending(conn),
+			   drain_timeout(conn));
+}
+
+int bsr_repl_secondary_wait(struct bsr_resource *res, char *why,
+			    size_t whylen)
+{
+	struct bsr_connection *c;
+
+	lockdep_assert_held(&bsr_cfg_mutex);
+	list_for_each_entry(c, &res->connections, list) {
+		u32 left;
+
+		if (!wait_event_timeout(repl_acked_wq, !conn_pending(c) ||
+					!READ_ONCE(c->repl),
+					drain_timeout(c)) &&
+		    (left = conn_pending(c))) {
+			snprintf(why, whylen,
+				 "secondary: %u writes not yet acknowledged by peer %s",
+				 left, c->name);
+			return -ETIMEDOUT;
+		}
+	}
+	return 0;
+}
+
+int bsr_repl_may_detach(struct bsr_device *dev, char *why, size_t whylen)
+{
+	struct bsr_resource *res = dev->resource;
+	struct bsr_connection *c;
+
+	lockdep_assert_held(&bsr_cfg_mutex);
+	if (res->role != BSR_ROLE_PRIMARY)
+		return 0;
+	list_for_each_entry(c, &res->connections, list) {
+		if (c->cstate != BSR_CONN_STATE_CONNECTED)
+			continue;
+		snprintf(why, whylen,
+			 "cannot detach while Primary and connected to peer %s; disconnect first",
+			 c->name);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+/* Tell every connected peer our (new) role. */
+void bsr_repl_send_state(struct bsr_resource *res)
+{
+	struct p_state st = { .role = cpu_to_be32(res->role) };
+	struct bsr_connection *c;
+	struct bsr_repl *rc;
+
+	lockdep_assert_held(&bsr_cfg_mutex);
+	list_for_each_entry(c, &res->connections, list) {
+		rc = conn_repl_get(c);
+		if (!rc)
+			continue;
+		if (bsr_send(&rc->n->data, P_STATE, BSR_VOL_NONE, &st,
+			     sizeof(st)))
+			bsr_net_fail(rc->n, BSR_CONN_STATE_NETWORKFAILURE);
+		release_sender(rc);
+	}
+}
+
+void bsr_repl_peer_stats(struct bsr_peer_device *pd,
+			 struct bsr_peer_device_stats *ps)
+{
+	ps->sent_sectors += atomic64_read(&pd->repl_sent_sectors);
+	ps->repl_sent_sectors = atomic64_read(&pd->repl_sent_sectors);
+	ps->received_sectors += atomic64_read(&pd->repl_recv_sectors);
+	ps->pending = atomic_read(&pd->repl_pending);
+	ps->unacked = atomic_read(&pd->repl_unacked);
+	ps->acked_ios = atomic64_read(&pd->repl_acked_ios);
+	ps->net_lat_ns = atomic64_read(&pd->repl_net_lat_ns);
+}
+
+void bsr_repl_conn_stats(struct bsr_connection *c, struct bsr_conn_stats *cs)
+{
+	cs->ap_in_flight = atomic64_read(&c->ap_in_flight);
 }

@@ -7,12 +7,20 @@
  * and wait for it, so they are handed to a per-device ordered workqueue
  * (no current->bio_list there, so the AL's own I/O is not held back behind
  * ours).  Reads go straight down.
+ *
+ * Once a peer is known (dev->repl_slots), every write takes the workqueue:
+ * there it enters the AL, locks its range (overlapping writes are applied
+ * in the same order here and on the peer), goes to the peers
+ * (bsr_repl_write) and then down.  It completes to the application when
+ * the local write is done and every peer reference (protocols B and C)
+ * was put.  Without peers nothing of that is paid for.
  */
 #include <linux/bio.h>
 #include <linux/blkdev.h>
 #include <linux/log2.h>
 #include <linux/ktime.h>
 #include "bsr_int.h"
+#include "bsr_peer_req.h"
 
 struct bsr_req {
 	struct bsr_device *dev;
@@ -24,6 +32,11 @@ struct bsr_req {
 	unsigned int nr_sectors;
 	bool in_al;
 	bool submitted;
+	bool repl;			/* goes to the peers */
+	bool locked;			/* range is locked */
+	blk_status_t status;		/* of the local write (repl) */
+	atomic_t ref;			/* repl: local I/O + waiting peers */
+	struct bsr_range range;
 	struct bio clone;		/* must be last: bio_set front_pad */
 };
 
@@ -107,11 +120,41 @@ static void account_done(struct bsr_req *req, struct bio *master)
 	atomic64_inc(&st->completed_ios);
 }
 
+/* The application request is done: complete it and free the clone. */
+static void req_finish(struct bsr_req *req)
+{
+	struct bsr_device *dev = req->dev;
+	struct bio *master = req->master;
+
+	if (req->repl) {
+		master->bi_status = req->status;
+		bsr_repl_write_done(dev);
+	}
+	account_done(req, master);
+	bio_end_io_acct(master, req->acct_start);
+	bio_put(&req->clone);
+	atomic64_dec(&reqs_live);
+	bio_endio(master);
+	bsr_put_ldev(dev);
+	if (atomic_dec_and_test(&dev->stats.upper_pending))
+		wake_up_all(&dev->wait);
+}
+
+void bsr_req_peer_get(struct bsr_req *req)
+{
+	atomic_inc(&req->ref);
+}
+
+void bsr_req_peer_put(struct bsr_req *req)
+{
+	if (atomic_dec_and_test(&req->ref))
+		req_finish(req);
+}
+
 static void bsr_end_io(struct bio *clone)
 {
 	struct bsr_req *req = container_of(clone, struct bsr_req, clone);
 	struct bsr_device *dev = req->dev;
-	struct bio *master = req->master;
 
 	if (req->submitted)
 		atomic_dec(&dev->stats.lower_pending);
@@ -122,15 +165,15 @@ static void bsr_end_io(struct bio *clone)
 		if (READ_ONCE(dev->io_error_detach))
 			bsr_dev_io_error(dev);
 	}
-	master->bi_status = clone->bi_status;
-	account_done(req, master);
-	bio_end_io_acct(master, req->acct_start);
-	bio_put(clone);
-	atomic64_dec(&reqs_live);
-	bio_endio(master);
-	bsr_put_ldev(dev);
-	if (atomic_dec_and_test(&dev->stats.upper_pending))
-		wake_up_all(&dev->wait);
+	if (!req->repl) {
+		req->master->bi_status = clone->bi_status;
+		req_finish(req);
+		return;
+	}
+	req->status = clone->bi_status;
+	if (req->locked)
+		bsr_range_unlock(dev, &req->range);
+	bsr_req_peer_put(req);
 }
 
 static void submit_local(struct bsr_req *req)
@@ -160,14 +203,20 @@ void bsr_submit_work(struct work_struct *w)
 	while ((clone = bio_list_pop(&list))) {
 		struct bsr_req *req = container_of(clone, struct bsr_req, clone);
 
-		err = bsr_al_begin_io(dev->backing, req->sector,
-				      req->nr_sectors);
+		err = req->nr_sectors ? bsr_al_begin_io(dev->backing,
+				req->sector, req->nr_sectors) : 0;
 		if (err) {
 			clone->bi_status = errno_to_blk_status(err);
 			bsr_end_io(clone);
 			continue;
 		}
-		req->in_al = true;
+		req->in_al = req->nr_sectors;
+		if (req->repl) {
+			bsr_range_lock(dev, &req->range, req->sector,
+				       req->nr_sectors);
+			req->locked = true;
+			bsr_repl_write(dev, req->master, req);
+		}
 		submit_local(req);
 	}
 	blk_finish_plug(&plug);
@@ -192,6 +241,14 @@ static bool strip_flush(struct bsr_device *dev, struct bio *bio)
 	return true;
 }
 
+static void queue_submit(struct bsr_device *dev, struct bio *clone)
+{
+	spin_lock_irq(&dev->submit_lock);
+	bio_list_add(&dev->submit_list, clone);
+	spin_unlock_irq(&dev->submit_lock);
+	queue_work(dev->submit_wq, &dev->submit_work);
+}
+
 void bsr_submit_bio(struct bio *bio)
 {
 	struct bsr_device *dev = bio->bi_bdev->bd_disk->private_data;
@@ -199,7 +256,14 @@ void bsr_submit_bio(struct bio *bio)
 	struct bsr_req *req;
 	struct bio *clone;
 	ktime_t start = ktime_get();
+	bool repl = op_is_write(bio_op(bio)) && READ_ONCE(dev->repl_slots);
 
+	if (repl) {
+		/* one write must fit one P_DATA packet */
+		bio = bio_split_to_limits(bio);
+		if (!bio)
+			return;
+	}
 	if (READ_ONCE(res->susp))
 		wait_event(res->susp_wait, !READ_ONCE(res->susp));
 	if (!bsr_get_ldev(dev)) {
@@ -227,10 +291,17 @@ void bsr_submit_bio(struct bio *bio)
 	req->nr_sectors = bio_sectors(bio);
 	req->in_al = false;
 	req->submitted = false;
+	req->repl = repl;
+	req->locked = false;
 	req->acct_start = bio_start_io_acct(bio);
 	clone->bi_end_io = bsr_end_io;
 	clone->bi_private = req;
 
+	if (repl) {
+		atomic_set(&req->ref, 1);
+		queue_submit(dev, clone);
+		return;
+	}
 	if (op_is_write(bio_op(bio)) && req->nr_sectors) {
 		if (!bsr_al_begin_io_nowait(dev->backing, req->sector,
 					    req->nr_sectors)) {
@@ -238,10 +309,7 @@ void bsr_submit_bio(struct bio *bio)
 			submit_local(req);
 			return;
 		}
-		spin_lock_irq(&dev->submit_lock);
-		bio_list_add(&dev->submit_list, clone);
-		spin_unlock_irq(&dev->submit_lock);
-		queue_work(dev->submit_wq, &dev->submit_work);
+		queue_submit(dev, clone);
 		return;
 	}
 	submit_local(req);

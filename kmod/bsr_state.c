@@ -40,10 +40,32 @@ enum bsr_disk_state bsr_disk_state_from_md(struct bsr_backing *b)
 	return BSR_DISK_STATE_OUTDATED;
 }
 
+/* The peer devices of @dev, one per connection. */
+#define for_each_peer_device(pd, c, dev)				\
+	list_for_each_entry(c, &(dev)->resource->connections, list)	\
+		if (((pd) = bsr_find_peer_device(c, (dev)->volume)))
+
+static int check_sync_target(struct bsr_device *dev, char *why, size_t whylen)
+{
+	struct bsr_peer_device *pd;
+	struct bsr_connection *c;
+
+	for_each_peer_device(pd, c, dev) {
+		if (!bsr_rs_is_target(pd))
+			continue;
+		snprintf(why, whylen,
+			 "%s: State change failed: (-2) Need access to UpToDate data (volume %u is SyncTarget of peer %u: wait for the resync to finish)",
+			 dev->resource->name, dev->volume, c->peer_node_id);
+		return -ENODATA;
+	}
+	return 0;
+}
+
 static int check_primary(struct bsr_resource *res, bool force,
 			 char *why, size_t whylen)
 {
 	struct bsr_device *dev;
+	int err;
 
 	if (res->opts.target_only) {
 		snprintf(why, whylen,
@@ -54,6 +76,9 @@ static int check_primary(struct bsr_resource *res, bool force,
 	list_for_each_entry(dev, &res->devices, list) {
 		enum bsr_disk_state ds = dev->disk_state;
 
+		err = check_sync_target(dev, why, whylen);
+		if (err)
+			return err;
 		if (ds == BSR_DISK_STATE_UPTODATE)
 			continue;
 		if (force && (ds == BSR_DISK_STATE_INCONSISTENT ||
@@ -66,6 +91,24 @@ static int check_primary(struct bsr_resource *res, bool force,
 		return -ENODATA;
 	}
 	return 0;
+}
+
+/*
+ * A new Primary: its data moves on without the peers it is not connected
+ * to (bitmap UUID); connected peers that are not UpToDate get a full
+ * resync from it (primary --force on a fresh pair).
+ */
+static void primary_and_peers(struct bsr_device *dev)
+{
+	struct bsr_peer_device *pd;
+	struct bsr_connection *c;
+
+	for_each_peer_device(pd, c, dev) {
+		if (pd->repl_state == BSR_REPL_STATE_OFF)
+			bsr_rs_diverge_unconnected(pd);
+		else if (pd->peer_disk_state == BSR_DISK_STATE_INCONSISTENT)
+			bsr_rs_request_sync(pd, true);
+	}
 }
 
 int bsr_set_primary(struct bsr_resource *res, bool force,
@@ -97,11 +140,14 @@ int bsr_set_primary(struct bsr_resource *res, bool force,
 	}
 	list_for_each_entry(dev, &res->devices, list)
 		bsr_md_change_flags(dev->backing, BSR_MDF_PRIMARY_IND, 0);
+	list_for_each_entry(dev, &res->devices, list)
+		primary_and_peers(dev);
 	spin_lock_irq(&res->lock);
 	res->role = BSR_ROLE_PRIMARY;
 	spin_unlock_irq(&res->lock);
 	pr_info("%s: role( Secondary -> Primary )%s\n", res->name,
 		force ? " forced" : "");
+	bsr_repl_send_state(res);
 	bsr_notify_resource(res, BSR_NOTIFY_TYPE_CHANGE);
 	return 0;
 }
@@ -125,8 +171,15 @@ int bsr_set_secondary(struct bsr_resource *res, char *why, size_t whylen)
 			 res->name, busy->disk->disk_name);
 		return -EBUSY;
 	}
-	list_for_each_entry(dev, &res->devices, list) {
+	list_for_each_entry(dev, &res->devices, list)
 		wait_event(dev->wait, !atomic_read(&dev->stats.upper_pending));
+	if (bsr_repl_secondary_wait(res, why, whylen)) {
+		spin_lock_irq(&res->lock);
+		res->role = BSR_ROLE_PRIMARY;
+		spin_unlock_irq(&res->lock);
+		return -ETIMEDOUT;
+	}
+	list_for_each_entry(dev, &res->devices, list) {
 		if (dev->backing)
 			bsr_md_change_flags(dev->backing, 0,
 					    BSR_MDF_PRIMARY_IND);
@@ -134,6 +187,7 @@ int bsr_set_secondary(struct bsr_resource *res, char *why, size_t whylen)
 			set_capacity_and_notify(dev->disk, 0);
 	}
 	pr_info("%s: role( Primary -> Secondary )\n", res->name);
+	bsr_repl_send_state(res);
 	bsr_notify_resource(res, BSR_NOTIFY_TYPE_CHANGE);
 	return 0;
 }
@@ -146,20 +200,61 @@ static int need_disk(struct bsr_device *dev, char *why, size_t whylen)
 	return -ENODEV;
 }
 
+/*
+ * "Skip the initial sync": both sides just created (Inconsistent, UUID
+ * JC) and connected; new-current-uuid --clear-bitmap makes this node
+ * UpToDate and the peer takes the new UUIDs (P_RS_NEW_UUIDS).
+ */
+static bool skip_initial_sync(struct bsr_device *dev)
+{
+	struct bsr_peer_device *pd;
+	struct bsr_connection *c;
+	struct bsr_md_info md = {};
+	bool any = false;
+
+	bsr_backing_info(dev->backing, &md);
+	if (md.current_uuid != 4 ||
+	    dev->disk_state != BSR_DISK_STATE_INCONSISTENT)
+		return false;
+	for_each_peer_device(pd, c, dev)
+		if (pd->repl_state == BSR_REPL_STATE_ESTABLISHED &&
+		    pd->peer_current_uuid == 4)
+			any = true;
+	return any;
+}
+
 int bsr_new_c_uuid(struct bsr_device *dev, bool clear_bm,
 		   char *why, size_t whylen)
 {
 	int err = need_disk(dev, why, whylen);
+	struct bsr_peer_device *pd;
+	struct bsr_connection *c;
+	bool skip;
 
 	if (err)
 		return err;
+	skip = clear_bm && skip_initial_sync(dev);
 	err = bsr_md_new_current_uuid(dev->backing, clear_bm);
+	if (!err && skip)
+		err = bsr_md_change_flags(dev->backing, BSR_MDF_CONSISTENT |
+					  BSR_MDF_WAS_UP_TO_DATE, 0);
 	if (err) {
 		snprintf(why, whylen, "%s: cannot write metadata (%d)",
 			 dev->disk->disk_name, err);
 		return err;
 	}
 	bsr_notify_device(dev, BSR_NOTIFY_TYPE_CHANGE);
+	if (!skip)
+		return 0;
+	pr_info("%s: new current UUID with a cleared bitmap: skipping the initial sync\n",
+		dev->disk->disk_name);
+	bsr_set_disk_state(dev, BSR_DISK_STATE_UPTODATE);
+	for_each_peer_device(pd, c, dev) {
+		if (pd->peer_current_uuid != 4 || bsr_rs_send_new_uuids(pd))
+			continue;
+		pd->peer_disk_state = BSR_DISK_STATE_UPTODATE;
+		bsr_notify_peer_device(pd, BSR_NOTIFY_TYPE_CHANGE);
+	}
 	return 0;
 }
 
@@ -170,6 +265,18 @@ static void set_all_bits(struct bsr_backing *b, int slot, sector_t cap)
 
 	for (s = 0; s < cap; s += chunk)
 		bsr_bm_set(b, slot, s, min_t(sector_t, chunk, cap - s));
+}
+
+/* Invalidated while connected: the first UpToDate peer syncs to us. */
+static void request_full_sync(struct bsr_device *dev)
+{
+	struct bsr_peer_device *pd;
+	struct bsr_connection *c;
+
+	for_each_peer_device(pd, c, dev)
+		if (pd->peer_disk_state == BSR_DISK_STATE_UPTODATE &&
+		    !bsr_rs_request_target(pd))
+			return;
 }
 
 int bsr_invalidate(struct bsr_device *dev, char *why, size_t whylen)
@@ -201,6 +308,7 @@ int bsr_invalidate(struct bsr_device *dev, char *why, size_t whylen)
 		return err;
 	}
 	bsr_set_disk_state(dev, BSR_DISK_STATE_INCONSISTENT);
+	request_full_sync(dev);
 	return 0;
 }
 

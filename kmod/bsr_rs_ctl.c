@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * How fast the SyncSource issues resync reads, decided once per 100 ms
+ * tick (peer-device options, rates in KiB/s):
+ *
+ *  - c-plan-ahead 0: a fixed resync-rate;
+ *  - c-plan-ahead > 0: a controller that plans c-plan-ahead tenths of a
+ *    second ahead.  It aims at an amount in flight (read or sent, not yet
+ *    acked): c-fill-target sectors, or what the acks of the last tick say
+ *    c-delay-target tenths of a second are worth when that is more, so
+ *    the resync grows until the link or the disks are full.  The
+ *    correction towards that aim is spread over the planned ticks; a tick
+ *    issues what was acked in the last one plus its share, at most
+ *    c-max-rate.
+ *
+ * While the application writes to the device (on this node), the resync
+ * gets at most half of that and never less than c-min-rate, so
+ * application writes keep bandwidth and the resync keeps moving.
+ */
+#include "bsr_rs_int.h"
+
+#define TICKS_PER_SEC	10
+
+static u64 kib_per_tick(u32 kib_per_sec)
+{
+	return (u64)kib_per_sec * 2 / TICKS_PER_SEC;	/* sectors */
+}
+
+static s64 plan(struct rs_vol *v, u32 steps, s64 correction)
+{
+	s64 per_step, now;
+	u32 i;
+
+	if (steps != v->fifo_steps) {
+		memset(v->fifo, 0, sizeof(v->fifo));
+		v->fifo_head = 0;
+		v->fifo_total = 0;
+		v->fifo_steps = steps;
+	}
+	per_step = div_s64(correction, steps);
+	for (i = 0; i < steps; i++)
+		v->fifo[i] += per_step;
+	v->fifo_total += per_step * steps;
+	now = (s32)v->fifo[v->fifo_head];
+	v->fifo[v->fifo_head] = 0;
+	v->fifo_head = (v->fifo_head + 1) % steps;
+	v->fifo_total -= now;
+	return now;
+}
+
+static u64 variable_rate(struct rs_vol *v, const struct bsr_peer_device_conf *pc,
+			 u64 sect_in)
+{
+	u32 steps = clamp_t(u32, pc->c_plan_ahead, 1, RS_FIFO_MAX);
+	s64 want = max_t(s64, pc->c_fill_target,
+			 sect_in * pc->c_delay_target);
+	s64 in_flight = atomic_read(&v->in_flight);
+	s64 req;
+
+	want = min_t(s64, want, RS_MAX_IN_FLIGHT);
+	req = sect_in + plan(v, steps, want - in_flight - v->fifo_total);
+	if (!in_flight && !sect_in)	/* start, or after a pause */
+		req = max_t(s64, req, pc->c_fill_target);
+	return clamp_t(s64, req, 0, kib_per_tick(pc->c_max_rate));
+}
+
+u64 rs_controller(struct rs_vol *v)
+{
+	const struct bsr_peer_device_conf *pc = &v->pd->conf;
+	u64 acked = atomic64_read(&v->acked);
+	u64 app = atomic64_read(&v->dev->stats.write_sectors);
+	u64 sect_in = acked - v->last_acked;
+	bool app_busy = app != v->last_app_sectors;
+	u64 req;
+
+	v->last_acked = acked;
+	v->last_app_sectors = app;
+	if (!READ_ONCE(pc->c_plan_ahead))
+		req = kib_per_tick(READ_ONCE(pc->resync_rate));
+	else
+		req = variable_rate(v, pc, sect_in);
+	if (app_busy)
+		req = max(req / 2, kib_per_tick(READ_ONCE(pc->c_min_rate)));
+	return max_t(u64, req, 8);
+}

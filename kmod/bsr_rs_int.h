@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Private to the resync code (bsr_resync.c, bsr_rs_ctl.c): the state of
+ * one connection's resync and of each of its volumes.
+ */
+#ifndef _BSR_RS_INT_H
+#define _BSR_RS_INT_H
+
+#include <linux/workqueue.h>
+#include "bsr_transport.h"
+
+#define RS_TICK			(HZ / 10)	/* controller step: 100 ms */
+#define RS_MAX_REQ_BITS		64		/* 256 KiB per P_RS_DATA */
+#define RS_MAX_IN_FLIGHT	(16 << 11)	/* sectors: 16 MiB of pages */
+#define RS_FIFO_MAX		300		/* c-plan-ahead max, in ticks */
+
+/* Our peer requests, in bsr_peer_req.dp_flags above the BSR_DP_* bits. */
+#define RS_PR_READ		(1U << 30)	/* a SyncSource read */
+
+enum rs_role { RS_NONE, RS_SOURCE, RS_TARGET };
+
+/* rs_vol.flags */
+enum {
+	RSV_START,		/* become SyncSource (worker) */
+	RSV_FULL,		/* ... of every block */
+	RSV_SEND_BM,		/* send our bitmap (worker) */
+	RSV_PEER_BM,		/* the peer's bitmap is all in */
+	RSV_SYNCING,		/* bitmaps exchanged, blocks moving */
+	RSV_FAILED,		/* I/O error: stop issuing */
+	RSV_WANT_SYNC,		/* ask the peer to sync to us (worker) */
+	RSV_NEW_UUIDS,		/* send P_RS_NEW_UUIDS (worker) */
+};
+
+struct bsr_rs_conn;
+
+struct rs_vol {
+	struct bsr_rs_conn *rc;
+	struct bsr_peer_device *pd;
+	struct bsr_device *dev;
+	u16 volume;
+	int slot;			/* bitmap slot of the peer, -1 none */
+	enum rs_role role;
+	unsigned long flags;		/* RSV_* */
+	u64 bm_recv_next;		/* next bit of the peer's bitmap */
+	u32 bm_pkts;			/* bitmap packets sent */
+	u32 sent_susp;			/* BSR_SUSP_USER as the peer knows it */
+	unsigned long paused_since;	/* jiffies, 0 while not paused */
+	unsigned long started;
+	/* the source's walk and its rate controller */
+	u64 cursor;			/* next bit to look at */
+	u64 budget;			/* sectors still to issue this tick */
+	unsigned long next_tick;
+	atomic_t in_flight;		/* sectors read or sent, not acked */
+	atomic64_t acked;		/* sectors acked, ever */
+	u64 last_acked;
+	u64 last_app_sectors;		/* device writes at the last tick */
+	u32 fifo[RS_FIFO_MAX];		/* plan: corrections per future tick */
+	u32 fifo_head;
+	s64 fifo_total;
+	u32 fifo_steps;
+};
+
+struct bsr_rs_conn {
+	struct bsr_net *n;
+	struct task_struct *worker;
+	wait_queue_head_t waitq;
+	unsigned long flags;		/* RSC_* */
+	unsigned long next_progress, next_bm_write;
+	void *bmbuf;			/* one bitmap packet */
+	struct workqueue_struct *wq;	/* finishes peer requests */
+	struct work_struct done_work;
+	spinlock_t lock;		/* done_list */
+	struct list_head done_list;
+	atomic_t pending_io;		/* our peer requests alive */
+	u32 nr;
+	struct rs_vol vols[];
+};
+
+#define RSC_KICK	0	/* something for the worker */
+
+/* bsr_resync.c */
+bool rs_lock(struct bsr_net *n);
+void rs_kick(struct bsr_rs_conn *rc);
+
+/* bsr_rs_ctl.c: sectors the source may issue in the next tick. */
+u64 rs_controller(struct rs_vol *v);
+
+#endif /* _BSR_RS_INT_H */

@@ -23,6 +23,7 @@
 #include <net/genetlink.h>
 #include "bsr_nl_gen.h"
 #include "bsr_meta.h"
+#include "bsr_resync.h"
 
 #define BSR_VERSION "0.1.0"
 
@@ -116,6 +117,8 @@ struct bsr_connection {
 	/* write replication (bsr_repl.c) */
 	struct bsr_repl *repl;		/* while connected, repl_conn_lock */
 	atomic64_t ap_in_flight;	/* sectors sent, not yet acked */
+	/* resync (bsr_resync.c) */
+	struct bsr_rs_conn *rs;		/* while connected */
 };
 
 struct bsr_peer_device {
@@ -133,6 +136,7 @@ struct bsr_peer_device {
 	atomic64_t repl_acked_ios, repl_net_lat_ns;
 	atomic_t repl_pending;		/* writes sent, not yet acked */
 	atomic_t repl_unacked;		/* peer writes not yet acked by us */
+	struct bsr_rs_stats rs_stats;	/* resync/verify (bsr_resync.c) */
 };
 
 /* bsr_nl.c */

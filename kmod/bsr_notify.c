@@ -231,6 +231,7 @@ int bsr_put_peer_device(struct sk_buff *skb, struct bsr_peer_device *pd)
 		if (slot >= 0)
 			ps.out_of_sync = bsr_bm_oos_sectors(dev->backing, slot);
 	}
+	bsr_rs_fill_stats(pd, &ps);
 	bsr_repl_peer_stats(pd, &ps);
 	return put_ctx(skb, &ctx) ||
 	       bsr_struct_to_skb(&bsr_peer_device_info_desc, skb, &pi, true) ||

@@ -49,7 +49,24 @@ def enum_keyword(member: object) -> str:
     return str(getattr(member, "name")).replace("_", "-")
 
 
-def _scale(value: int, suffix: str, unit: str, text: str) -> int:
+class UnitError(ValueError):
+    """The text is not a number valid for the unit; str() says what is expected."""
+
+
+_SUFFIXES = {"sectors": "s, k, M, G, T", "bytes": "k, M, G, T, s", "KiB/s": "k, M, G"}
+
+
+def _expected(unit: str) -> str:
+    if unit == "sectors":
+        return "expected a size: a number of 512-byte sectors, or bytes with a k/M/G/T suffix"
+    if unit == "bytes":
+        return "expected a size in bytes, optionally with a k/M/G/T suffix"
+    if unit == "KiB/s":
+        return "expected a rate: a number of KiB/s, or with a k/M/G suffix (per second)"
+    return "expected a whole number"
+
+
+def _scale(value: int, suffix: str, unit: str) -> int:
     s = suffix.lower()
     if not s:
         return value
@@ -66,11 +83,27 @@ def _scale(value: int, suffix: str, unit: str, text: str) -> int:
     elif unit == "KiB/s":
         if s in _POWERS and s != "t":
             return value * _POWERS[s] // 1024
-    allowed = {"sectors": "s, k, M, G, T", "bytes": "k, M, G, T, s",
-               "KiB/s": "k, M, G"}.get(unit)
+    allowed = _SUFFIXES.get(unit)
     if allowed is None:
-        raise ValueError(f"{text}: no unit suffix allowed here (the unit is {unit or 'a number'})")
-    raise ValueError(f"{text}: unknown unit suffix '{suffix}' (allowed: {allowed})")
+        raise UnitError(f"no unit suffix allowed here (the unit is {unit or 'a number'})")
+    raise UnitError(f"unknown unit suffix '{suffix}' (allowed: {allowed})")
+
+
+def parse_number(text: str, unit: str, signed: bool = False) -> int:
+    """``text`` (e.g. ``40M``) as an integer in ``unit``, without a range check.
+
+    The one place where unit suffixes are read: bsr.conf values (through
+    :mod:`bsr.config.schema`) and bsrsetup options (:func:`parse_value`).
+    Raises :class:`UnitError` saying what is expected."""
+    m = _NUMBER.match(text.strip())
+    if not m or (m.group(1).startswith("-") and not signed):
+        raise UnitError(_expected(unit))
+    return _scale(int(m.group(1)), m.group(2), unit)
+
+
+def format_number(value: int, unit: str) -> str:
+    """The shortest exact spelling of ``value``; :func:`parse_number` reads it back."""
+    return _shortest(value, unit)
 
 
 def _range_text(f: abi.Field) -> str:
@@ -89,7 +122,10 @@ def _parse_int(f: abi.Field, text: str) -> int:
         if names:
             what += " or one of " + ", ".join(names)
         raise ValueError(f"'{text}' is not {what}")
-    value = _scale(int(m.group(1)), m.group(2), f.unit, text)
+    try:
+        value = _scale(int(m.group(1)), m.group(2), f.unit)
+    except UnitError as e:
+        raise ValueError(f"{text}: {e}") from None
     lo = f.min
     if lo is None:
         lo = -(1 << 31) if f.type == "s32" else 0

@@ -16,7 +16,7 @@ from bsr import abi
 
 from .errors import ConfigError
 from .syntax import Statement, after
-from .units import UnitError, format_number, parse_number
+from bsr.units import UnitError, format_number, parse_number
 
 Value = Union[int, bool, str]
 

@@ -8,7 +8,7 @@ import pytest
 from bsr import abi
 from bsr.config import dump, load, loads
 from bsr.config.schema import DISK_OPTIONS, NET_OPTIONS
-from bsr.config.units import format_number, parse_number
+from bsr.units import format_number, parse_number
 
 DATA = Path(__file__).parent / "data" / "configs"
 GOOD = sorted((DATA / "good").glob("*.conf")) + [DATA / "tree" / "bsr.conf"]

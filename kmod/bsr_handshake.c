@@ -583,7 +583,7 @@ static int decide_volume(struct hs_ctx *hc, u32 i, struct bsr_hs_result *r)
 	if (d == HS_SPLIT_BRAIN)
 		d = resolve_split_brain(hc, i);
 	if (d == HS_SPLIT_BRAIN)
-		return refuse(n, "volume %u: Split-Brain detected, dropping connection! (resolve it with 'connect --discard-my-data' on the node whose changes are to be thrown away)",
+		return refuse(n, "volume %u: split brain detected, dropping the connection (resolve it with 'connect --discard-my-data' on the node whose changes are to be thrown away)",
 			      me->volume);
 	if (d == HS_UNRELATED)
 		return refuse(n, "volume %u: unrelated data", me->volume);

@@ -7,6 +7,8 @@ image file) while bsr has the disk closed."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import shlex
 import subprocess
 import sys
@@ -14,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from bsr.netlink import encode_addr
 from harness import Guest
@@ -161,3 +165,242 @@ def kmsg(n: Node) -> str:
 
 def down(n: Node) -> None:
     nl(n, "DOWN", ctx={"res_name": "r0"})
+
+
+# =====================================================================
+# Replicated pairs for the crash, failover and benchmark code (owner: T).
+# One small interface over DRBD 8.4 and bsr, so the same workload and
+# checker run against DRBD (the reference) and against bsr.  Nothing
+# above this line is changed by it.
+
+DRBDADM84 = "/usr/lib/drbd/drbdadm-84"
+DRBD_CONF = "/etc/bsrtest-drbd84.conf"  # /etc is a tmpfs overlay in the guest
+DRBD_PORT = 7790
+
+
+def drbd84_conf(a: Node, b: Node, disk_a: str, disk_b: str, protocol: str = "C",
+                disk_opts: str = "") -> str:
+    """drbd.conf (8.4 syntax) for resource r0 on /dev/drbd0 between a and b."""
+    return (
+        "global { usage-count no; }\n"
+        "resource r0 {\n"
+        f"  net {{ protocol {protocol}; }}\n"
+        f"  disk {{ {disk_opts} }}\n"
+        "  device /dev/drbd0; meta-disk internal;\n"
+        f"  on {a.g.name} {{ disk {disk_a}; address {a.ip}:{DRBD_PORT}; }}\n"
+        f"  on {b.g.name} {{ disk {disk_b}; address {b.ip}:{DRBD_PORT}; }}\n"
+        "}\n")
+
+
+class Drbd84Pair:
+    """r0 on /dev/drbd0 of both lab nodes with DRBD 8.4 (drbdadm-84)."""
+
+    name = "drbd84"
+    device = "/dev/drbd0"
+
+    def __init__(self, a: Node, b: Node, protocol: str = "C", disk_opts: str = "",
+                 disks: tuple[str, str] | None = None) -> None:
+        self.a, self.b = a, b
+        self.protocol = protocol
+        self.disk_opts = disk_opts
+        self.disks = disks or (a.disk, b.disk)
+
+    def adm(self, n: Node, args: str, timeout: float = T) -> str:
+        return n.g.check(f"{DRBDADM84} -c {DRBD_CONF} {args} </dev/null", timeout=timeout).stdout
+
+    def up(self, n: Node, create_md: bool) -> None:
+        """Config, module and (optionally) new metadata, then attach+connect."""
+        conf = drbd84_conf(self.a, self.b, *self.disks, self.protocol, self.disk_opts)
+        n.g.check(f"cat > {DRBD_CONF} <<'EOF'\n{conf}EOF\n"
+                  "test -e /proc/drbd || modprobe drbd usermode_helper=/bin/true", timeout=T)
+        if create_md:
+            self.adm(n, "-- --force create-md r0")
+        self.adm(n, "up r0")
+
+    def wait(self, n: Node, what: str, want: str, seconds: float = 120) -> str:
+        """Poll `drbdadm WHAT r0` (cstate, dstate, role) until it prints WANT."""
+        cmd = (f"for i in $(seq {int(seconds * 4)}); do s=$({DRBDADM84} -c {DRBD_CONF} {what} r0 "
+               f"2>/dev/null); [ \"$s\" = {shlex.quote(want)} ] && exit 0; sleep 0.25; done; "
+               f"echo \"$s\"; cat /proc/drbd; exit 1")
+        r = n.g.run(cmd, timeout=seconds + T)
+        assert r.rc == 0, f"{n.g.name}: {what} not {want} within {seconds}s: {r.stdout}"
+        return want
+
+    def setup(self, primary: Node) -> None:
+        """Both up with new metadata, connected, UpToDate without a sync, and
+        ``primary`` Primary."""
+        for n in (self.a, self.b):
+            self.up(n, create_md=True)
+        for n in (self.a, self.b):
+            self.wait(n, "cstate", "Connected")
+        self.adm(primary, "-- --clear-bitmap new-current-uuid r0")
+        for n in (self.a, self.b):
+            self.wait(n, "dstate", "UpToDate/UpToDate")
+        self.primary(primary)
+
+    def primary(self, n: Node, force: bool = False) -> None:
+        self.adm(n, "-- --force primary r0" if force else "primary r0")
+
+    def secondary(self, n: Node) -> None:
+        self.adm(n, "secondary r0")
+
+    def wait_peer_lost(self, n: Node, seconds: float = 120) -> None:
+        self.wait(n, "cstate", "WFConnection", seconds)
+
+    def restart(self, n: Node) -> None:
+        """After a reboot of ``n``: up again on its old metadata (connects)."""
+        self.up(n, create_md=False)
+
+    def wait_in_sync(self, seconds: float = 600) -> None:
+        for n in (self.a, self.b):
+            self.wait(n, "cstate", "Connected", seconds)
+            self.wait(n, "dstate", "UpToDate/UpToDate", seconds)
+
+    def data_bytes(self, n: Node) -> int:
+        """Usable size of /dev/drbd0 (the data area at the start of the disk)."""
+        out = n.g.check("cat /sys/block/drbd0/size", timeout=T).stdout
+        return int(out) * 512
+
+    def disk_of(self, n: Node) -> str:
+        return self.disks[0 if n is self.a else 1]
+
+    def can_resync(self) -> bool:
+        return True
+
+    resync_missing = ""
+
+    def teardown(self) -> None:
+        for n in (self.a, self.b):
+            if n.g.alive:
+                n.g.run(f"{DRBDADM84} -c {DRBD_CONF} down r0; rmmod drbd; true", timeout=T)
+
+
+def data_sha256(n: Node, disk: str, nbytes: int) -> str:
+    """sha256 of the first ``nbytes`` of ``disk`` in the guest (O_DIRECT)."""
+    out = n.g.check(f"dd if={disk} bs=1M count={nbytes} iflag=direct,count_bytes status=none "
+                    "| sha256sum",
+                    timeout=600).stdout
+    return out.split()[0]
+
+
+ACKWRITER = HERE / "ackwriter.py"
+
+
+def ackwriter_cmd(mode: str, device: str, log: Path, blocks: int, **opts: object) -> str:
+    """Command line of ackwriter.py (guest's python3: stdlib only, starts fast)."""
+    extra = " ".join(f"--{k.replace('_', '-')}={v}" for k, v in opts.items())
+    return f"python3 {ACKWRITER} {mode} {device} --log={log} --blocks={blocks} {extra}"
+
+
+UP_TO_DATE_MD_FLAGS = 0x53  # CONSISTENT | WAS_UP_TO_DATE | AL_CLEAN | CLEAN_SHUTDOWN
+KMOD = HERE.parents[1] / "kmod"
+
+
+def kmod_lacks(source: str) -> str:
+    """Why bsr cannot do what ``source`` implements yet ("" when it can):
+    the kernel engineers' placeholder files say "(Being written" at the top."""
+    head = (KMOD / source).read_text()[:400]
+    return f"kmod/{source} is still the placeholder" if "(Being written" in head else ""
+
+
+def zero_image(n: Node) -> None:
+    """Zero the whole backing image on the host (a hole: instant)."""
+    size = n.image.stat().st_size
+    subprocess.run(["fallocate", "--punch-hole", "--offset", "0", "--length", str(size),
+                    str(n.image)], check=True, timeout=60)
+
+
+def uptodate_md(n: Node, current: int) -> None:
+    """New metadata, then current UUID ``current`` and UpToDate flags (host side),
+    so two nodes with equal data and equal UUIDs connect without a resync."""
+    create_md(n)
+    base = [BSRMETA, "--force", "0", "v1", str(n.image), "internal"]
+    dump = subprocess.run(base + ["dump-md"], check=True, capture_output=True, text=True,
+                          timeout=120).stdout
+    dump = re.sub(r"current-uuid 0x[0-9A-F]+", f"current-uuid 0x{current:016X}", dump)
+    dump = re.sub(r"flags 0x[0-9A-F]+ #.*", f"flags 0x{UP_TO_DATE_MD_FLAGS:08X}", dump, count=1)
+    f = n.image.with_suffix(".md.txt")
+    f.write_text(dump)
+    subprocess.run(base + ["restore-md", str(f)], check=True, capture_output=True,
+                   stdin=subprocess.DEVNULL, timeout=120)
+
+
+LOST = "Connecting,Unconnected,Timeout,BrokenPipe,NetworkFailure,StandAlone"
+
+
+class BsrPair:
+    """r0 on /dev/bsr0 of both lab nodes (file-backed disks, host-side metadata)."""
+
+    name = "bsr"
+    device = "/dev/bsr0"
+
+    def __init__(self, a: Node, b: Node, ko: Path, protocol: str = "C") -> None:
+        self.a, self.b = a, b
+        self.ko = ko
+        self.net_conf = {"wire_protocol": "ABC".index(protocol) + 1}
+        self.disks = (a.disk, b.disk)
+        self.resync_missing = kmod_lacks("bsr_resync.c")
+
+    def disk_of(self, n: Node) -> str:
+        return n.disk
+
+    def setup(self, primary: Node) -> None:
+        """Zeroed disks, equal UUIDs, UpToDate both, connected, ``primary`` Primary."""
+        uuid = int.from_bytes(os.urandom(8), "little") & ~1
+        for n in (self.a, self.b):
+            zero_image(n)
+            uptodate_md(n, uuid)
+        for n in (self.a, self.b):
+            configure(n, self.ko, self.net_conf)
+        self.wait_in_sync(120)
+        self.primary(primary)
+
+    def primary(self, n: Node, force: bool = False) -> None:
+        check_nl(n, "PRIMARY", ctx={"res_name": "r0"}, role_parms={"force": int(force)})
+
+    def secondary(self, n: Node) -> None:
+        check_nl(n, "SECONDARY", ctx={"res_name": "r0"}, role_parms={})
+
+    def wait_peer_lost(self, n: Node, seconds: float = 120) -> None:
+        wait_state(n, LOST, seconds)
+
+    def restart(self, n: Node) -> None:
+        configure(n, self.ko, self.net_conf)
+
+    def can_resync(self) -> bool:
+        return not self.resync_missing
+
+    def wait_in_sync(self, seconds: float = 600) -> None:
+        deadline = time.monotonic() + seconds
+        for n in (self.a, self.b):
+            snap = wait_state(n, "Connected", seconds)
+            while snap["peer_devices"].get("0", {}).get("peer_disk") != "UpToDate" or \
+                    snap["peer_devices"]["0"]["replication"] != "Established":
+                assert time.monotonic() < deadline, f"{n.g.name}: peer not UpToDate: {snap}"
+                time.sleep(1)
+                snap = state(n)
+
+    def data_bytes(self, n: Node) -> int:
+        return int(n.g.check("cat /sys/block/bsr0/size", timeout=T).stdout) * 512
+
+    def teardown(self) -> None:
+        for n in (self.a, self.b):
+            if n.g.alive and n.g.module_loaded("bsr"):
+                down(n)
+
+
+Pair = Drbd84Pair | BsrPair
+
+
+def drbd84_pairs(ko: Path, protocol: str = "C"):
+    return lambda a, b: Drbd84Pair(a, b, protocol)
+
+
+def bsr_pairs(ko: Path, protocol: str = "C"):
+    missing = kmod_lacks("bsr_repl.c")
+    if missing:
+        pytest.skip(f"bsr write replication not in the module yet: {missing}")
+    return lambda a, b: BsrPair(a, b, ko, protocol)
+
+
+PAIRS = {"drbd84": drbd84_pairs, "bsr": bsr_pairs}

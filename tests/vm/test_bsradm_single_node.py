@@ -13,6 +13,9 @@ pytestmark = pytest.mark.vm
 
 HOST = "solo"
 BSRADM = f"BSR_HOSTNAME={HOST} python -m bsr.adm -c /tmp/bsr.conf"
+BSR_NODE_NAME = "adm"
+BSR_NODE_DISKS_MB = [64, 64]
+BSR_NODE_CLEANUP = f"{BSRADM} down r0"
 
 
 def _config(d0: str, d1: str, changed: bool) -> str:
@@ -34,24 +37,8 @@ def _status(g: Guest) -> str:
     return g.check(f"{BSRADM} status r0", timeout=600).stdout
 
 
-@pytest.fixture(scope="module")
-def _adm_guest(make_guest) -> Guest:
-    return make_guest("adm", disks_mb=[64, 64]).boot()
-
-
-@pytest.fixture
-def node(_adm_guest: Guest, bsr_ko) -> Guest:
-    g = _adm_guest
-    if not g.alive:
-        g.boot()
-    g.rmmod("bsr")
-    g.insmod(bsr_ko)
-    yield g
-    g.run(f"{BSRADM} down r0", timeout=600)
-    g.rmmod("bsr")
-
-
-def test_up_primary_status_adjust_down_through_bsradm_only(node: Guest) -> None:
+def test_up_primary_status_adjust_down_through_bsradm_only(bsr_node: Guest) -> None:
+    node = bsr_node
     d0, d1 = (d.device for d in node.spec.disks)
     _write(node, _config(d0, d1, changed=False))
 
@@ -93,7 +80,8 @@ def test_up_primary_status_adjust_down_through_bsradm_only(node: Guest) -> None:
     assert node.run(f"{BSRADM} role r0", timeout=600).rc == 1
 
 
-def test_failed_up_stops_and_down_cleans_up(node: Guest) -> None:
+def test_failed_up_stops_and_down_cleans_up(bsr_node: Guest) -> None:
+    node = bsr_node
     _write(node, _config("/dev/does-not-exist", "/dev/null", changed=False))
     r = node.run(f"{BSRADM} up r0", timeout=600)
     assert r.rc == 1, r

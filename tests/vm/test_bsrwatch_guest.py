@@ -17,6 +17,9 @@ pytestmark = pytest.mark.vm
 HOST = "solo"
 BSRADM = f"env BSR_HOSTNAME={HOST} bsradm -c /tmp/bsr.conf"
 DRIVER = Path(__file__).with_name("bsrwatch_driver.py")
+BSR_NODE_NAME = "watch"
+BSR_NODE_DISKS_MB = [64]
+BSR_NODE_CLEANUP = f"{BSRADM} down r0"
 
 
 def _config(disk: str) -> str:
@@ -27,24 +30,8 @@ def _config(disk: str) -> str:
             f"    }}\n}}\n")
 
 
-@pytest.fixture(scope="module")
-def _watch_guest(make_guest) -> Guest:
-    return make_guest("watch", disks_mb=[64]).boot()
-
-
-@pytest.fixture
-def node(_watch_guest: Guest, bsr_ko) -> Guest:
-    g = _watch_guest
-    if not g.alive:
-        g.boot()
-    g.rmmod("bsr")
-    g.insmod(bsr_ko)
-    yield g
-    g.run(f"{BSRADM} down r0", timeout=600)
-    g.rmmod("bsr")
-
-
-def test_p_and_s_in_bsrwatch_promote_and_demote_through_bsradm(node: Guest) -> None:
+def test_p_and_s_in_bsrwatch_promote_and_demote_through_bsradm(bsr_node: Guest) -> None:
+    node = bsr_node
     disk = node.spec.disks[0].device
     node.check(f"printf %s {shlex.quote(_config(disk))} > /tmp/bsr.conf")
     node.check(f"{BSRADM} create-md --force r0", timeout=900)

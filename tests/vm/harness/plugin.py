@@ -266,6 +266,35 @@ def guest(_module_guest: Guest, guest_registry: Registry) -> Iterator[Guest]:
 
 
 @pytest.fixture(scope="module")
+def _module_bsr_node(make_guest: GuestFactory, request: pytest.FixtureRequest) -> Guest:
+    disks = list(getattr(request.module, "BSR_NODE_DISKS_MB", [64]))
+    name = getattr(request.module, "BSR_NODE_NAME", "node")
+    return make_guest(name, disks_mb=disks).boot()
+
+
+@pytest.fixture
+def bsr_node(_module_bsr_node: Guest, bsr_ko: Path, request: pytest.FixtureRequest) -> Iterator[Guest]:
+    """One guest per test module with bsr.ko loaded afresh for each test.
+
+    The test module may set ``BSR_NODE_DISKS_MB`` (default ``[64]``),
+    ``BSR_NODE_NAME`` (default ``"node"``) and ``BSR_NODE_CLEANUP``, a
+    command run after each test before bsr.ko is unloaded (e.g.
+    ``"bsradm down r0"``).  A killed guest is booted again."""
+    g = _module_bsr_node
+    if not g.alive:
+        g.boot()
+    g.rmmod("bsr")
+    g.insmod(bsr_ko)
+    yield g
+    if not g.alive:
+        return
+    cleanup = getattr(request.module, "BSR_NODE_CLEANUP", "")
+    if cleanup:
+        g.run(cleanup, timeout=600)
+    g.rmmod("bsr")
+
+
+@pytest.fixture(scope="module")
 def _module_lab(kernel_env: KernelEnv, guest_registry: Registry, vm_workdir: Path,
                 request: pytest.FixtureRequest) -> Iterator[Lab]:
     buffers = HostUdpBuffers()

@@ -171,6 +171,7 @@ class ExecServer:
                         break
                     if finished:
                         res = pending.wait()
+                        self._remove(out, pidf)  # before the answer: the client may exit at once
                         self._send(conn, {"out": decoder.decode(b"", final=True),
                                           "err": res.stderr, "rc": res.rc if res.rc is not None else 1})
                         return
@@ -181,9 +182,13 @@ class ExecServer:
         except Exception as e:  # the guest went away under us
             self._send(conn, {"rc": 1, "err": f"demo exec: {e}\n"})
         finally:
-            for p in (out, pidf):
-                with suppress(OSError):
-                    p.unlink()
+            self._remove(out, pidf)
+
+    @staticmethod
+    def _remove(*paths: Path) -> None:
+        for p in paths:
+            with suppress(OSError):
+                p.unlink()
 
     @staticmethod
     def _client_gone(conn: socket.socket) -> bool:

@@ -65,3 +65,76 @@ def test_exec_without_a_running_demo_says_so(monkeypatch, capsys, tmp_path: Path
     monkeypatch.setenv(demo_lab.SOCK_ENV, str(tmp_path / "gone.sock"))
     assert demo_lab.main(["exec", "b", "true"]) == 2
     assert "cannot reach the demo" in capsys.readouterr().err
+
+
+class _FakePending:
+    def __init__(self, result: object) -> None:
+        self.result = result
+        self.finished = False
+
+    def done(self) -> bool:
+        return self.finished
+
+    def wait(self) -> object:
+        return self.result
+
+
+class _FakeGuest:
+    """Runs the exec script on the host instead of a guest (same shell)."""
+
+    alive = True
+
+    def __init__(self) -> None:
+        self.killed: list[str] = []
+        self.envs: list[dict[str, str]] = []
+
+    def run_async(self, script: str, timeout: float, env: dict[str, str]) -> _FakePending:
+        import subprocess
+        import threading
+        from types import SimpleNamespace
+
+        self.envs.append(env)
+        pending = _FakePending(None)
+
+        def work() -> None:
+            p = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
+                               env={"PATH": "/usr/bin:/bin", **env})
+            pending.result = SimpleNamespace(rc=p.returncode, stderr=p.stderr)
+            pending.finished = True
+
+        threading.Thread(target=work, daemon=True).start()
+        return pending
+
+    def run(self, cmd: str, timeout: float) -> None:
+        import subprocess
+        self.killed.append(cmd)
+        subprocess.run(["bash", "-c", cmd])
+
+
+def test_exec_streams_output_and_returns_the_exit_status(tmp_path: Path, monkeypatch, capsys) -> None:
+    guest = _FakeGuest()
+    server = demo_lab.ExecServer({"a": guest}, tmp_path, tmp_path / "s.sock")
+    server.start()
+    monkeypatch.setenv(demo_lab.SOCK_ENV, str(tmp_path / "s.sock"))
+    try:
+        rc = demo_lab.main(["exec", "a", "bash", "-c",
+                            "echo one; sleep 0.5; echo two; echo oops >&2; exit 3"])
+    finally:
+        server.close()
+    out = capsys.readouterr()
+    assert rc == 3
+    assert out.out == "one\ntwo\n"
+    assert out.err == "oops\n"
+    assert guest.envs == [{"BSR_HOSTNAME": "a"}]
+    assert list(tmp_path.glob("exec-*")) == []  # its files are removed
+
+
+def test_exec_to_an_unknown_guest_fails_with_exit_2(tmp_path: Path, monkeypatch, capsys) -> None:
+    server = demo_lab.ExecServer({"a": _FakeGuest()}, tmp_path, tmp_path / "s.sock")
+    server.start()
+    monkeypatch.setenv(demo_lab.SOCK_ENV, str(tmp_path / "s.sock"))
+    try:
+        assert demo_lab.main(["exec", "b", "true"]) == 2
+    finally:
+        server.close()
+    assert "no running guest 'b'" in capsys.readouterr().err

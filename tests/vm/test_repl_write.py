@@ -1,0 +1,129 @@
+"""Application writes on the Primary reach the Secondary's disk (protocols A,
+B and C); writes that cannot reach the peer are recorded out of sync; detach
+is refused while a Primary is connected; the peers see each other's role."""
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import pytest
+
+from harness.lab import Lab
+from repl_lab import (Node, check_nl, configure, data_sha256, disconnect, nl, nodes, state,
+                      uptodate_md, wait_state, zero_image)
+
+pytestmark = pytest.mark.vm
+
+DATA_MIB = 32  # the data area compared on both disks (metadata is at the end)
+LOST = "Connecting,Unconnected,Timeout,BrokenPipe,NetworkFailure,StandAlone"
+
+
+def same_data_pair(lab: Lab, ko, protocol: str, **net: int) -> tuple[Node, Node]:
+    """Both disks zeroed with equal current UUIDs (UpToDate, no resync needed),
+    connected with ``protocol``, node a Primary."""
+    a, b = nodes(lab)
+    uuid = int.from_bytes(os.urandom(8), "little") & ~1
+    for n in (a, b):
+        zero_image(n)
+        uptodate_md(n, uuid)
+    for n in (a, b):
+        configure(n, ko, {"wire_protocol": "ABC".index(protocol) + 1, **net})
+    for n in (a, b):
+        snap = wait_state(n, "Connected", 90)
+        assert snap["peer_devices"]["0"]["peer_disk"] == "UpToDate", snap
+    check_nl(a, "PRIMARY", ctx={"res_name": "r0"}, role_parms={"force": 0})
+    return a, b
+
+
+def peer_stats(n: Node) -> dict[str, int]:
+    """Counters of the peer-device line of ``bsrsetup events2 --now --statistics``."""
+    out = n.g.check("bsrsetup events2 --now --statistics r0", timeout=120).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith("exists peer-device"))
+    return {k: int(v) for k, v in re.findall(r"([a-z-]+):(\d+)\b", line)}
+
+
+def wait_acked(n: Node, seconds: float = 60) -> dict[str, int]:
+    deadline = time.monotonic() + seconds
+    while True:
+        st = peer_stats(n)
+        if st.get("pending", 0) == 0 or time.monotonic() > deadline:
+            return st
+        time.sleep(1)
+
+
+def fio(n: Node, mib: int, jobs: int = 4) -> None:
+    per = mib // jobs
+    n.g.check(f"fio --name=w --filename=/dev/bsr0 --direct=1 --ioengine=libaio --iodepth=8 "
+              f"--rw=randwrite --bsrange=4k-256k --numjobs={jobs} --size={per}M "
+              f"--offset_increment={per}M --verify=crc32c --do_verify=1 "
+              f"--randrepeat=0 --group_reporting", timeout=900)
+
+
+@pytest.mark.parametrize("protocol", ["A", "B", "C"])
+def test_primary_writes_reach_the_secondary_disk_byte_for_byte(lab: Lab, bsr_ko,
+                                                                 protocol: str) -> None:
+    a, b = same_data_pair(lab, bsr_ko, protocol)
+    assert wait_state(b, "Connected")["peer_role"] == "Primary"
+    t0 = time.monotonic()
+    fio(a, DATA_MIB // 2)
+    a.g.check("dd if=/dev/urandom of=/dev/bsr0 bs=1M seek=16 count=16 oflag=direct "
+              "conv=fsync status=none", timeout=600)
+    took = time.monotonic() - t0
+    st = wait_acked(a)
+    assert st["pending"] == 0, st
+    assert st["out-of-sync"] == 0, st
+    assert st["sent"] >= DATA_MIB * 1024, st
+    assert peer_stats(b)["received"] >= DATA_MIB * 1024
+    assert data_sha256(a, a.disk, DATA_MIB << 20) == data_sha256(b, b.disk, DATA_MIB << 20)
+    print(f"protocol {protocol}: {2 * DATA_MIB} MiB written (fio verify + dd) in {took:.1f}s")
+
+
+def test_cut_link_during_writes_primary_keeps_writing_and_records_out_of_sync(
+        lab: Lab, bsr_ko) -> None:
+    a, b = same_data_pair(lab, bsr_ko, "C", ko_count=2, timeout=20)
+    writer = a.g.run_async("dd if=/dev/urandom of=/dev/bsr0 bs=1M count=160 oflag=direct "
+                           "status=none", timeout=900)
+    time.sleep(1)
+    lab.cut_link()
+    assert writer.wait().rc == 0
+    wait_state(a, LOST, 120)
+    st = peer_stats(a)
+    assert 0 < st["out-of-sync"] <= 160 * 1024, st
+    before = st["out-of-sync"]
+    a.g.check("dd if=/dev/urandom of=/dev/bsr0 bs=1M seek=200 count=4 oflag=direct status=none",
+              timeout=300)
+    assert peer_stats(a)["out-of-sync"] == before + 4 * 1024
+    assert state(a)["stats"]["ap_in_flight"] == 0
+    lab.restore_link()
+
+
+def test_disconnect_force_marks_unacknowledged_writes_out_of_sync(lab: Lab, bsr_ko) -> None:
+    a, b = same_data_pair(lab, bsr_ko, "A")
+    lab.netem(delay_ms=300)
+    a.g.check("dd if=/dev/urandom of=/dev/bsr0 bs=64k count=64 oflag=direct status=none",
+              timeout=300)
+    disconnect(a, force=True)
+    lab.clear_netem()
+    st = peer_stats(a)
+    assert st["out-of-sync"] > 0 and st["pending"] == 0, st
+    assert state(a)["connection"] == "StandAlone"
+
+
+def test_detach_refused_while_connected_primary_and_roles_reach_the_peer(
+        lab: Lab, bsr_ko) -> None:
+    a, b = same_data_pair(lab, bsr_ko, "C")
+    r = nl(a, "DETACH", minor=0, detach_parms={"force": 0})
+    assert not r["ok"]
+    assert "cannot detach while Primary and connected to peer peer; disconnect first" \
+        in r["text"], r
+    assert state(b)["peer_role"] == "Primary"
+    a.g.check("dd if=/dev/zero of=/dev/bsr0 bs=1M count=2 oflag=direct status=none", timeout=300)
+    check_nl(a, "SECONDARY", ctx={"res_name": "r0"}, role_parms={})
+    deadline = time.monotonic() + 30
+    while state(b)["peer_role"] != "Secondary":
+        assert time.monotonic() < deadline, state(b)
+        time.sleep(0.5)
+    disconnect(a)
+    assert peer_stats(a)["out-of-sync"] == 0
+    check_nl(a, "DETACH", minor=0, detach_parms={"force": 0})

@@ -1,0 +1,321 @@
+#!/usr/bin/env python3
+"""Replication cost of bsr against the raw disk and DRBD 8.4, two nodes.
+
+usage: bench_repl.py [--quick] [--runtime SECONDS] [--resync-mib MIB] [--ko BSR_KO]
+
+Boots the two guests of the test lab (virtme-ng, TCG, one dgram link with
+a 9000-byte MTU, host UDP buffers raised for the run), gives each a RAM
+disk of 256 MiB (brd) and measures, on node a, with fio --direct=1:
+
+  seq    1 MiB sequential writes, libaio iodepth 4      (MiB/s)
+  lat    4 KiB random writes, iodepth 1, O_SYNC         (mean completion latency, us)
+  iops   4 KiB random writes, libaio iodepth 32         (IOPS)
+
+for the raw RAM disk, DRBD 8.4 protocol C and A, bsr protocol C and A;
+then a full resync of --resync-mib MiB from a to b (DRBD: primary --force
+on fresh metadata; bsr likewise) with the default controller and with a
+fixed rate (c-plan-ahead 0, resync-rate 100M), in MiB/s.
+
+Prints one table with the ratios to raw and to DRBD (same protocol).  A
+row bsr cannot run yet reads "n/a" with the reason.  Absolute numbers
+under TCG are far below hardware; compare ratios.  Not a test: exits 0
+when the raw and DRBD rows were measured.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "vm"))
+sys.path.insert(0, str(ROOT))
+
+from harness import Guest, find_env  # noqa: E402
+from harness.lab import HostUdpBuffers, Lab  # noqa: E402
+import repl_lab  # noqa: E402
+from repl_lab import Drbd84Pair, Node, kmod_lacks, nodes  # noqa: E402
+
+RAM_MIB = 256
+FIO_SIZE = "192M"  # inside every data area (metadata sits at the end)
+FIXED = "c-plan-ahead 0; resync-rate 100M;"
+IO_ROWS = ("raw", "drbd84 C", "drbd84 A", "bsr C", "bsr A")
+RESYNC_ROWS = ("drbd84 default", "drbd84 fixed 100M", "bsr default", "bsr fixed 100M")
+NAME_WIDTH = 19  # the target column, with its trailing space
+
+
+@dataclass
+class IoRow:
+    target: str
+    seq_mib_s: float = 0.0
+    lat_us: float = 0.0
+    iops: float = 0.0
+    note: str = ""
+
+
+@dataclass
+class ResyncRow:
+    target: str
+    mib_s: float = 0.0
+    seconds: float = 0.0
+    note: str = ""
+
+
+@dataclass
+class Results:
+    io: list[IoRow] = field(default_factory=list)
+    resync: list[ResyncRow] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------- fio
+def fio(g: Guest, dev: str, job: str, runtime: int) -> dict:
+    common = (f"fio --name={job} --filename={dev} --direct=1 --time_based --runtime={runtime} "
+              f"--size={FIO_SIZE} --output-format=json --group_reporting --rw=")
+    args = {
+        "seq": "write --bs=1M --ioengine=libaio --iodepth=4",
+        "lat": "randwrite --bs=4k --ioengine=psync --iodepth=1 --sync=1",
+        "iops": "randwrite --bs=4k --ioengine=libaio --iodepth=32",
+    }[job]
+    out = g.check(common + args, timeout=runtime + 300).stdout
+    return json.loads(out[out.index("{"):])["jobs"][0]["write"]
+
+
+def measure(g: Guest, name: str, dev: str, runtime: int) -> IoRow:
+    seq, lat, iops = (fio(g, dev, job, runtime) for job in ("seq", "lat", "iops"))
+    return IoRow(name, seq["bw"] / 1024.0, lat["clat_ns"]["mean"] / 1000.0, iops["iops"])
+
+
+# ------------------------------------------------------------------- bsr
+class BsrRam:
+    """r0 on /dev/bsr0 over /dev/ram0 of both nodes, metadata made in the guest."""
+
+    device = "/dev/bsr0"
+
+    def __init__(self, a: Node, b: Node, ko: Path, protocol: str = "C",
+                 peer_conf: dict | None = None, size_kib: int = 0) -> None:
+        self.a, self.b, self.ko = a, b, ko
+        self.net_conf = {"wire_protocol": "ABC".index(protocol) + 1, "connect_int": 1,
+                         "ping_timeo": 20}
+        self.peer_conf = peer_conf or {}
+        self.size_kib = size_kib
+
+    def create_md(self, n: Node, uptodate_uuid: int = 0) -> None:
+        meta = (f"{n.g.py} -m bsr.meta_cli --force --node-id={n.node_id} 0 v1 /dev/ram0 internal")
+        cmd = f"{meta} create-md --max-peers=2 --peer-node-ids={n.peer_id} </dev/null"
+        if uptodate_uuid:
+            cmd += (f" && {meta} dump-md > /tmp/md.txt && sed -i -E "
+                    f"'s/current-uuid 0x[0-9A-F]+/current-uuid 0x{uptodate_uuid:016X}/; "
+                    f"0,/flags 0x[0-9A-F]+ #.*/s//flags 0x{repl_lab.UP_TO_DATE_MD_FLAGS:08X}/' "
+                    f"/tmp/md.txt && {meta} restore-md /tmp/md.txt </dev/null")
+        n.g.check(f"cd {ROOT} && {cmd}", timeout=600)
+
+    def up(self, n: Node) -> None:
+        n.g.check(f"insmod {shlex.quote(str(self.ko))}", timeout=120)
+        repl_lab.ensure_agent(n.g)
+        ck = repl_lab.check_nl
+        ck(n, "NEW_RESOURCE", ctx={"res_name": "r0"}, res_opts={"node_id": n.node_id})
+        ck(n, "NEW_MINOR", ctx={"res_name": "r0", "volume": 0}, new_minor_parms={"minor": 0})
+        ck(n, "ATTACH", minor=0, disk_conf={"backing_dev": "/dev/ram0", "meta_dev": "/dev/ram0",
+                                            "meta_dev_idx": -1, "disk_size": self.size_kib * 2})
+        ck(n, "NEW_PEER", ctx={"res_name": "r0", "peer_node_id": n.peer_id, "conn_name": "peer"},
+           net_conf=self.net_conf, new_peer_parms={"peer_node_id": n.peer_id})
+        if self.peer_conf:
+            ck(n, "PEER_DEVICE_OPTS", ctx={"res_name": "r0", "peer_node_id": n.peer_id, "volume": 0},
+               peer_device_conf=self.peer_conf)
+        ck(n, "NEW_PATH", ctx=repl_lab.path_ctx(n, n.peer_id, repl_lab.addr(n.ip),
+                                                repl_lab.addr(n.peer_ip)))
+        ck(n, "CONNECT", ctx={"res_name": "r0", "peer_node_id": n.peer_id})
+
+    def wait_peer_uptodate(self, n: Node, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            snap = repl_lab.state(n)
+            pd = snap["peer_devices"].get("0", {})
+            if snap["connection"] == "Connected" and pd.get("peer_disk") == "UpToDate" \
+                    and pd.get("replication") == "Established":
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{n.g.name}: peer not UpToDate in {seconds}s: {snap}")
+            time.sleep(0.5)
+
+    def primary(self, n: Node, force: bool = False) -> None:
+        repl_lab.check_nl(n, "PRIMARY", ctx={"res_name": "r0"}, role_parms={"force": int(force)})
+
+    def teardown(self) -> None:
+        for n in (self.a, self.b):
+            if n.g.alive and n.g.module_loaded("bsr"):
+                repl_lab.down(n)
+                n.g.run("rmmod bsr", timeout=120)
+
+
+# ------------------------------------------------------------------ rows
+def drbd_io(a: Node, b: Node, protocol: str, runtime: int) -> IoRow:
+    pair = Drbd84Pair(a, b, protocol, disks=("/dev/ram0", "/dev/ram0"))
+    try:
+        pair.setup(primary=a)
+        return measure(a.g, f"drbd84 {protocol}", pair.device, runtime)
+    finally:
+        pair.teardown()
+
+
+def bsr_io(a: Node, b: Node, ko: Path, protocol: str, runtime: int) -> IoRow:
+    pair = BsrRam(a, b, ko, protocol)
+    try:
+        uuid = int(time.time() * 1000) << 1
+        for n in (a, b):
+            pair.create_md(n, uptodate_uuid=uuid)
+        for n in (a, b):
+            pair.up(n)
+        for n in (a, b):
+            pair.wait_peer_uptodate(n, 120)
+        pair.primary(a)
+        return measure(a.g, f"bsr {protocol}", pair.device, runtime)
+    finally:
+        pair.teardown()
+
+
+def drbd_resync(a: Node, b: Node, fixed: bool, mib: int) -> ResyncRow:
+    name = "drbd84 fixed 100M" if fixed else "drbd84 default"
+    opts = f"size {mib}M; " + (FIXED if fixed else "")
+    pair = Drbd84Pair(a, b, "C", disk_opts=opts, disks=("/dev/ram0", "/dev/ram0"))
+    try:
+        for n in (a, b):
+            pair.up(n, create_md=True)
+        for n in (a, b):
+            pair.wait(n, "cstate", "Connected")
+        start = time.monotonic()
+        pair.primary(a, force=True)
+        pair.wait(a, "dstate", "UpToDate/UpToDate", seconds=3600)
+        secs = time.monotonic() - start
+        return ResyncRow(name, mib / secs, secs)
+    finally:
+        pair.teardown()
+
+
+def bsr_resync(a: Node, b: Node, ko: Path, fixed: bool, mib: int) -> ResyncRow:
+    peer_conf = {"c_plan_ahead": 0, "resync_rate": 100 * 1024} if fixed else {}
+    pair = BsrRam(a, b, ko, "C", peer_conf=peer_conf, size_kib=mib * 1024)
+    try:
+        for n in (a, b):
+            pair.create_md(n)
+        for n in (a, b):
+            pair.up(n)
+        for n in (a, b):
+            repl_lab.wait_state(n, "Connected", 120)
+        start = time.monotonic()
+        pair.primary(a, force=True)
+        pair.wait_peer_uptodate(a, 3600)
+        secs = time.monotonic() - start
+        return ResyncRow("bsr fixed 100M" if fixed else "bsr default", mib / secs, secs)
+    finally:
+        pair.teardown()
+
+
+def guarded(row_type, name: str, why_not: str, fn, *args):
+    """Run one row; a row bsr cannot run yet, or that fails, keeps its place."""
+    if why_not:
+        return row_type(name, note=f"n/a: {why_not}")
+    try:
+        return fn(*args)
+    except Exception as e:  # noqa: BLE001 - one broken row must not hide the others
+        first = str(e).strip().splitlines()[0][:100] if str(e).strip() else type(e).__name__
+        return row_type(name, note=f"failed: {first}")
+
+
+def run_all(lab: Lab, ko: Path, runtime: int, resync_mib: int) -> Results:
+    a, b = nodes(lab)
+    for n in (a, b):
+        n.g.check(f"modprobe brd rd_nr=1 rd_size={RAM_MIB * 1024}", timeout=120)
+    no_repl = kmod_lacks("bsr_repl.c")
+    no_resync = no_repl or kmod_lacks("bsr_resync.c")
+    res = Results()
+    res.io.append(measure(a.g, "raw", "/dev/ram0", runtime))
+    for proto in ("C", "A"):
+        res.io.append(guarded(IoRow, f"drbd84 {proto}", "", drbd_io, a, b, proto, runtime))
+    for proto in ("C", "A"):
+        res.io.append(guarded(IoRow, f"bsr {proto}", no_repl, bsr_io, a, b, ko, proto, runtime))
+    for fixed in (False, True):
+        res.resync.append(guarded(ResyncRow, RESYNC_ROWS[fixed], "", drbd_resync, a, b, fixed,
+                                  resync_mib))
+    for fixed in (False, True):
+        res.resync.append(guarded(ResyncRow, RESYNC_ROWS[2 + fixed], no_resync, bsr_resync, a, b,
+                                  ko, fixed, resync_mib))
+    return res
+
+
+# ----------------------------------------------------------------- table
+def ratio(x: float, base: float) -> str:
+    return f"{x / base:.2f}" if x and base else "-"
+
+
+def table(res: Results) -> str:
+    by = {r.target: r for r in res.io}
+    raw = by["raw"]
+    head = (f"{'target':<18} {'seq 1M MiB/s':>12} {'x raw':>6} {'x drbd':>6} "
+            f"{'4k QD1 lat us':>13} {'x raw':>6} {'x drbd':>6} {'4k QD32 IOPS':>12} {'x raw':>6} {'x drbd':>6}")
+    lines = [head]
+    for r in res.io:
+        if r.note:
+            lines.append(f"{r.target:<18} {r.note}")
+            continue
+        drbd = by.get("drbd84 " + r.target.split()[-1]) if r.target.startswith("bsr") else None
+        ok = drbd is not None and not drbd.note
+        d = (lambda x, attr: ratio(x, getattr(drbd, attr)) if ok else "-")
+        lines.append(f"{r.target:<18} {r.seq_mib_s:>12.1f} {ratio(r.seq_mib_s, raw.seq_mib_s):>6} "
+                     f"{d(r.seq_mib_s, 'seq_mib_s'):>6} {r.lat_us:>13.1f} {ratio(r.lat_us, raw.lat_us):>6} "
+                     f"{d(r.lat_us, 'lat_us'):>6} {r.iops:>12.0f} {ratio(r.iops, raw.iops):>6} "
+                     f"{d(r.iops, 'iops'):>6}")
+    lines.append("")
+    lines.append(f"{'resync':<18} {'MiB/s':>12} {'seconds':>8} {'x drbd':>6}")
+    rs = {r.target: r for r in res.resync}
+    for r in res.resync:
+        if r.note:
+            lines.append(f"{r.target:<18} {r.note}")
+            continue
+        ref = rs.get(r.target.replace("bsr", "drbd84")) if r.target.startswith("bsr") else None
+        x = ratio(r.mib_s, ref.mib_s) if ref is not None and not ref.note else "-"
+        lines.append(f"{r.target:<18} {r.mib_s:>12.1f} {r.seconds:>8.1f} {x:>6}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true",
+                    help="CI smoke: 3 s per fio run, 16 MiB resync (default: 20 s, 64 MiB)")
+    ap.add_argument("--runtime", type=int, default=None, help="seconds per fio run")
+    ap.add_argument("--resync-mib", type=int, default=None, help="size of the full resync")
+    ap.add_argument("--ko", type=Path, default=ROOT / "kmod/bsr.ko", help="bsr.ko to load")
+    ap.add_argument("--json", action="store_true", help="also print the rows as one JSON line")
+    a = ap.parse_args()
+    runtime = a.runtime or (3 if a.quick else 20)
+    resync_mib = a.resync_mib or (16 if a.quick else 64)
+    env, why = find_env()
+    if env is None:
+        sys.stderr.write(f"bench_repl: cannot boot guests: {why}\n")
+        return 1
+    buffers = HostUdpBuffers()
+    buffers.raise_()
+    with tempfile.TemporaryDirectory(prefix="bench_repl.") as tmp:
+        lab = Lab(env, Path(tmp), disks_per_node=0)
+        try:
+            lab.boot()
+            res = run_all(lab, a.ko, runtime, resync_mib)
+        finally:
+            lab.shutdown()
+            buffers.restore()
+    print(f"bench_repl: fio {runtime} s per run, resync {resync_mib} MiB, TCG guests, brd {RAM_MIB} MiB")
+    print(table(res))
+    if a.json:
+        print("BENCH_JSON " + json.dumps({"io": [r.__dict__ for r in res.io],
+                                          "resync": [r.__dict__ for r in res.resync]}))
+    measured = [r for r in res.io + res.resync if not r.target.startswith("bsr")]
+    return 1 if any(r.note for r in measured) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

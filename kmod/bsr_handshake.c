@@ -543,6 +543,30 @@ static enum hs_decision resolve_split_brain(struct hs_ctx *hc, u32 i)
 	return same_base ? HS_BM_SOURCE : HS_FULL_SOURCE;
 }
 
+/*
+ * Rule 41: equal current UUIDs, yet blocks marked out of sync (an online
+ * verify found them): a bitmap-based resync of just those blocks.  The
+ * Primary is its source; between two Secondaries the lower node id.
+ */
+static enum hs_decision verify_resync(struct hs_ctx *hc, u32 i, int *rule)
+{
+	const struct bsr_hs_vol *me = &hc->me[i], *peer = &hc->peer[i];
+	bool source;
+
+	if ((!me->oos_sectors && !peer->oos_sectors) ||
+	    me->disk_state != BSR_DISK_STATE_UPTODATE ||
+	    peer->disk_state != BSR_DISK_STATE_UPTODATE)
+		return HS_NO_SYNC;
+	*rule = 41;
+	if (hc->my_role == BSR_ROLE_PRIMARY)
+		source = true;
+	else if (hc->peer_role == BSR_ROLE_PRIMARY)
+		source = false;
+	else
+		source = hc->n->my_node_id < hc->n->peer_node_id;
+	return source ? HS_BM_SOURCE : HS_BM_TARGET;
+}
+
 /* What the peer device starts as; bsr_resync.c takes it from there. */
 static u32 hs_repl_state(enum hs_decision d)
 {
@@ -575,6 +599,8 @@ static int decide_volume(struct hs_ctx *hc, u32 i, struct bsr_hs_result *r)
 		return 0;
 	}
 	d = decide(me, peer, &rule);
+	if (d == HS_NO_SYNC && rule == 40)
+		d = verify_resync(hc, i, &rule);
 	pr_info("%s/%u peer %u: uuid compare rule %d: %s (local %016llx/%016llx, peer %016llx/%016llx), usable size %llu sectors\n",
 		n->res_name, me->volume, n->peer_node_id, rule, hs_names[d],
 		me->current_uuid, me->bitmap_uuid, peer->current_uuid,

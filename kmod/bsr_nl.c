@@ -11,9 +11,11 @@
  * -EOPNOTSUPP.
  */
 #include <generated/utsrelease.h>
+#include <crypto/hash.h>
 #include <linux/slab.h>
 #include <net/genetlink.h>
 #include "bsr_int.h"
+#include "bsr_proto.h"
 
 #define WHY_LEN 256
 
@@ -585,6 +587,58 @@ static int h_inval_peer(struct bsr_nlreq *c)
 	return 0;
 }
 
+/* verify: this node becomes VerifyS of [start, stop) (0 = the end). */
+static int h_start_ov(struct bsr_nlreq *c)
+{
+	struct bsr_start_ov_parms p = {};
+	const char *alg = c->conn->net_conf.verify_alg;
+	const char *disk = c->dev->disk->disk_name;
+	struct crypto_shash *tfm;
+	int err = parse(c, &bsr_start_ov_parms_desc, &p, false);
+
+	if (err)
+		return err;
+	if (!alg[0]) {
+		snprintf(c->why, WHY_LEN,
+			 "%s: State change failed: (-14) Need a verify algorithm to start online verify (set verify-alg in the net options, e.g. verify-alg crc32c)",
+			 disk);
+		return -EINVAL;
+	}
+	if (p.ov_stop_sector && p.ov_stop_sector <= p.ov_start_sector) {
+		snprintf(c->why, WHY_LEN,
+			 "%s: the stop sector %llu is not after the start sector %llu",
+			 disk, p.ov_stop_sector, p.ov_start_sector);
+		return -EINVAL;
+	}
+	tfm = crypto_alloc_shash(alg, 0, 0);
+	if (IS_ERR(tfm)) {
+		snprintf(c->why, WHY_LEN,
+			 "%s: verify-alg %s: no such hash in this kernel (%ld)",
+			 disk, alg, PTR_ERR(tfm));
+		return PTR_ERR(tfm);
+	}
+	if (crypto_shash_digestsize(tfm) > BSR_OV_MAX_DIGEST) {
+		crypto_free_shash(tfm);
+		snprintf(c->why, WHY_LEN, "%s: verify-alg %s: digest too large",
+			 disk, alg);
+		return -EINVAL;
+	}
+	if (bsr_rs_verify_start(c->pd, tfm, p.ov_start_sector,
+				p.ov_stop_sector)) {
+		snprintf(c->why, WHY_LEN,
+			 "%s: State change failed: (-15) Need a connection to start verify or resync (peer %u is not Connected and idle)",
+			 disk, c->conn->peer_node_id);
+		return -ENOTCONN;
+	}
+	return 0;
+}
+
+static int h_stop_ov(struct bsr_nlreq *c)
+{
+	bsr_rs_verify_stop(c->pd);	/* nothing running: nothing to stop */
+	return 0;
+}
+
 static int h_down(struct bsr_nlreq *c)
 {
 	return bsr_down_resource(c->res, c->why, WHY_LEN);
@@ -615,6 +669,8 @@ static const struct bsr_handler handlers[BSR_CMD_MAX + 1] = {
 	[BSR_CMD_PAUSE_SYNC] = { h_pause_sync, NEED_PD },
 	[BSR_CMD_RESUME_SYNC] = { h_resume_sync, NEED_PD },
 	[BSR_CMD_INVAL_PEER] = { h_inval_peer, NEED_PD },
+	[BSR_CMD_START_OV] = { h_start_ov, NEED_PD },
+	[BSR_CMD_STOP_OV] = { h_stop_ov, NEED_PD },
 	[BSR_CMD_SUSPEND_IO] = { h_suspend_io, NEED_RES },
 	[BSR_CMD_RESUME_IO] = { h_resume_io, NEED_RES },
 	[BSR_CMD_OUTDATE] = { h_outdate, NEED_DEV },
@@ -895,6 +951,7 @@ static const struct genl_small_ops bsr_genl_ops[] = {
 	DOIT(DEL_PATH), DOIT(CONNECT), DOIT(DISCONNECT), DOIT(NET_OPTS),
 	DOIT(PEER_DEVICE_OPTS),
 	DOIT(INVALIDATE), DOIT(PAUSE_SYNC), DOIT(RESUME_SYNC), DOIT(INVAL_PEER),
+	DOIT(START_OV), DOIT(STOP_OV),
 	DOIT(SUSPEND_IO), DOIT(RESUME_IO), DOIT(OUTDATE), DOIT(DOWN),
 	DUMP(GET_RESOURCES), DUMP(GET_DEVICES), DUMP(GET_CONNECTIONS),
 	DUMP(GET_PEER_DEVICES), DUMP(GET_PATHS), DUMP(GET_INITIAL_STATE),

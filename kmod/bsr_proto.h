@@ -208,6 +208,10 @@ enum bsr_rs_packet {
 	P_RS_SUSP = 54,		/* data, per volume: p_rs_susp */
 	P_RS_NEW_UUIDS = 55,	/* data, per volume: p_rs_uuids */
 	P_RS_WANT_SYNC = 56,	/* data, per volume: p_rs_susp (reserved 0) */
+	P_OV_START = 57,	/* data, per volume: p_ov_start */
+	P_OV_DIGEST = 58,	/* data, per volume: p_ov_digest + digests */
+	P_OV_RESULT = 59,	/* meta, per volume: p_ov_result */
+	P_OV_DONE = 60,		/* data, per volume: p_ov_done */
 };
 
 /* p_rs_sync_uuid.flags */
@@ -250,7 +254,54 @@ struct p_rs_susp {
 	__be32 pad;
 } __packed;
 
+/*
+ * Online verify is driven by the VerifyS node.  P_OV_START names the
+ * range and the digest (the VerifyS node's verify-alg).  VerifyS reads
+ * up to 256 KiB at a time and sends one digest per 4 KiB block
+ * (P_OV_DIGEST); VerifyT reads the same blocks, compares and answers
+ * P_OV_RESULT on the meta stream with a bit per block that differs.
+ * Both sides mark differing blocks out of sync.  When every answer is in,
+ * VerifyS sends P_OV_DONE; VerifyT sends P_OV_DONE with BSR_OVD_STOP to
+ * ask VerifyS to stop early (stop-verify on the VerifyT node).
+ */
+#define BSR_OV_BLOCK		4096
+#define BSR_OV_MAX_BLOCKS	64		/* per P_OV_DIGEST */
+#define BSR_OV_MAX_DIGEST	64		/* bytes, sha512 */
+
+struct p_ov_start {
+	__be64 start_sector;
+	__be64 stop_sector;	/* exclusive */
+	__u8 alg[BSR_ALG_LEN];	/* crypto_shash name, NUL padded */
+} __packed;
+
+struct p_ov_digest {
+	__be64 sector;		/* 4 KiB aligned */
+	__be32 size;		/* bytes */
+	__be16 digest_size;	/* bytes per block digest */
+	__be16 pad;
+} __packed;			/* + DIV_ROUND_UP(size, 4096) digests */
+
+struct p_ov_result {
+	__be64 sector;
+	__be32 size;
+	__be32 pad;
+	__be64 differ;		/* bit i: block i of the range differs */
+} __packed;
+
+#define BSR_OVD_STOPPED		(1U << 0)	/* stopped before the end */
+#define BSR_OVD_STOP		(1U << 1)	/* VerifyT asks VerifyS to stop */
+
+struct p_ov_done {
+	__be64 mismatch;	/* sectors found different */
+	__be32 flags;		/* BSR_OVD_* */
+	__be32 pad;
+} __packed;
+
 static_assert(sizeof(struct p_rs_bitmap) == 24);
+static_assert(sizeof(struct p_ov_start) == 16 + BSR_ALG_LEN);
+static_assert(sizeof(struct p_ov_digest) == 16);
+static_assert(sizeof(struct p_ov_result) == 24);
+static_assert(sizeof(struct p_ov_done) == 16);
 static_assert(sizeof(struct p_rs_uuids) == 48);
 
 #endif /* _BSR_PROTO_H */

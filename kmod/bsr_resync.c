@@ -23,6 +23,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <crypto/hash.h>
 #include <linux/delay.h>
 #include <linux/kthread.h>
 #include <linux/slab.h>
@@ -48,6 +49,12 @@ const struct bsr_pkt_rule bsr_rs_rules[P_RS_LAST - P_RS_FIRST + 1] = {
 	RULE(P_RS_SUSP) = FIXED(struct p_rs_susp, D),
 	RULE(P_RS_NEW_UUIDS) = FIXED(struct p_rs_uuids, D),
 	RULE(P_RS_WANT_SYNC) = FIXED(struct p_rs_susp, D),
+	RULE(P_OV_START) = FIXED(struct p_ov_start, D),
+	RULE(P_OV_DIGEST) = { sizeof(struct p_ov_digest) + 1,
+			      sizeof(struct p_ov_digest) +
+			      BSR_OV_MAX_BLOCKS * BSR_OV_MAX_DIGEST, 0, D, true },
+	RULE(P_OV_RESULT) = FIXED(struct p_ov_result, M),
+	RULE(P_OV_DONE) = FIXED(struct p_ov_done, D),
 };
 #undef FIXED
 #undef RULE
@@ -83,7 +90,7 @@ static void rs_set_state(struct rs_vol *v, enum bsr_repl_state rs,
 	bsr_notify_peer_device(pd, BSR_NOTIFY_TYPE_CHANGE);
 }
 
-static bool rs_state(struct rs_vol *v, enum bsr_repl_state rs,
+bool rs_state(struct rs_vol *v, enum bsr_repl_state rs,
 	      enum bsr_disk_state pds)
 {
 	if (!rs_lock(v->rc->n))
@@ -427,9 +434,17 @@ static int recv_susp(struct bsr_net *n, struct rs_vol *v)
 
 /* ------------------------------------------------------ data and acks */
 
+/* The volume a peer request of ours belongs to. */
+static struct rs_vol *pr_vol(struct bsr_peer_req *pr)
+{
+	if (pr->dp_flags & RS_PR_OV_T)
+		return ((struct ov_treq *)pr->private)->v;
+	return pr->private;
+}
+
 static void rs_io_done(struct bsr_peer_req *pr)
 {
-	struct rs_vol *v = pr->private;
+	struct rs_vol *v = pr_vol(pr);
 	unsigned long irq;
 
 	spin_lock_irqsave(&v->rc->lock, irq);
@@ -494,7 +509,9 @@ static void rs_done_work(struct work_struct *w)
 		spin_unlock_irq(&rc->lock);
 		if (!pr)
 			break;
-		if (pr->dp_flags & RS_PR_READ)
+		if (pr->dp_flags & (RS_PR_OV_S | RS_PR_OV_T))
+			ov_read_done(pr);
+		else if (pr->dp_flags & RS_PR_READ)
 			finish_read(pr->private, pr);
 		else
 			finish_write(pr->private, pr);
@@ -505,12 +522,16 @@ static void rs_done_work(struct work_struct *w)
 	}
 }
 
-/* Submit @pr with our completion; the caller counted it in pending_io. */
-static int rs_submit(struct rs_vol *v, struct bsr_peer_req *pr, enum req_op op)
+/*
+ * Submit @pr with our completion (pr->private is @v unless the caller set
+ * it); on failure @pr is freed (pr->private is the caller's).
+ */
+int rs_submit(struct rs_vol *v, struct bsr_peer_req *pr, enum req_op op)
 {
 	int err;
 
-	pr->private = v;
+	if (!pr->private)
+		pr->private = v;
 	pr->done = rs_io_done;
 	atomic_inc(&v->rc->pending_io);
 	err = bsr_peer_req_submit(pr, op);
@@ -700,6 +721,11 @@ static void vol_step(struct rs_vol *v)
 	send_requests(v);
 	if (v->role == RS_NONE && test_and_clear_bit(RSV_START, &v->flags))
 		err = source_begin(v, test_and_clear_bit(RSV_FULL, &v->flags));
+	if (!err && v->role == RS_NONE &&
+	    test_and_clear_bit(RSV_OV_START, &v->flags))
+		err = ov_begin(v);
+	if (!err && test_and_clear_bit(RSV_OV_ASK_STOP, &v->flags))
+		ov_send_stop(v);
 	if (!err && test_and_clear_bit(RSV_SEND_BM, &v->flags))
 		err = rs_send_bitmap(v);
 	if (err) {
@@ -714,6 +740,8 @@ static void vol_step(struct rs_vol *v)
 	if (v->role == RS_SOURCE && test_bit(RSV_SYNCING, &v->flags) &&
 	    !v->paused_since && !test_bit(RSV_FAILED, &v->flags))
 		source_walk(v);
+	if (v->role == RS_VERIFY_S)
+		ov_walk(v);
 }
 
 static bool active(struct rs_vol *v)
@@ -899,11 +927,14 @@ void bsr_rs_stop(struct bsr_net *n)
 		if (v->paused_since)
 			atomic64_add(jiffies_to_msecs(jiffies - v->paused_since),
 				     &v->pd->rs_stats.paused_ms);
-		if (v->role != RS_NONE)
+		if (v->role == RS_VERIFY_S || v->role == RS_VERIFY_T)
+			ov_end(v);
+		else if (v->role != RS_NONE)
 			pr_info("%s/%u peer %u: resync interrupted, %llu KiB left\n",
 				n->res_name, v->volume, n->peer_node_id,
 				bsr_bm_oos_sectors(v->dev->backing, v->slot) >> 1);
 		bsr_bm_write_dirty(v->dev->backing);
+		crypto_free_shash(v->ov_tfm);	/* verify asked for, not begun */
 		diverge(n, v);
 	}
 	kvfree(rc->bmbuf);
@@ -930,6 +961,10 @@ int bsr_rs_recv(struct bsr_net *n, struct bsr_pkt_hdr *h)
 		return recv_susp(n, v);
 	case P_RS_NEW_UUIDS:
 		return recv_new_uuids(n, v, h);
+	case P_OV_START:
+	case P_OV_DIGEST:
+	case P_OV_DONE:
+		return ov_recv(n, v, h);
 	case P_RS_WANT_SYNC:
 		if (v->role != RS_NONE)
 			return 0;
@@ -953,6 +988,8 @@ int bsr_rs_got_ack(struct bsr_net *n, struct bsr_pkt_hdr *h)
 	case P_RS_WRITE_ACK:
 	case P_RS_NEG_ACK:
 		return got_ack(n, v, h);
+	case P_OV_RESULT:
+		return ov_got_result(n, v, h);
 	default:
 		return bsr_proto_err(n, &n->meta, "unexpected command while connected", h);
 	}
@@ -1009,6 +1046,53 @@ int bsr_rs_send_new_uuids(struct bsr_peer_device *pd)
 	if (!v)
 		return -ENOTCONN;
 	set_bit(RSV_NEW_UUIDS, &v->flags);
+	rs_kick(v->rc);
+	return 0;
+}
+
+/* With bsr_cfg_mutex; @tfm is ours from here on, also on error. */
+int bsr_rs_verify_start(struct bsr_peer_device *pd, struct crypto_shash *tfm,
+			u64 start, u64 stop)
+{
+	struct rs_vol *v = rs_idle_vol(pd);
+
+	if (!v) {
+		crypto_free_shash(tfm);
+		return -ENOTCONN;
+	}
+	v->ov_tfm = tfm;
+	v->ov_pos = start;
+	v->ov_stop = stop;
+	set_bit(RSV_OV_START, &v->flags);
+	rs_kick(v->rc);
+	return 0;
+}
+
+/* With bsr_cfg_mutex: 0, or -ENOENT when no verify runs with @pd. */
+int bsr_rs_verify_stop(struct bsr_peer_device *pd)
+{
+	struct bsr_rs_conn *rc;
+	struct rs_vol *v = NULL;
+
+	lockdep_assert_held(&bsr_cfg_mutex);
+	spin_lock(&rs_conn_lock);
+	rc = pd->connection->rs;
+	if (rc)
+		v = rs_vol_of(rc, pd->device->volume);
+	spin_unlock(&rs_conn_lock);
+	if (!v)
+		return -ENOENT;
+	if (test_and_clear_bit(RSV_OV_START, &v->flags)) {
+		crypto_free_shash(v->ov_tfm);
+		v->ov_tfm = NULL;
+		return 0;
+	}
+	if (pd->repl_state == BSR_REPL_STATE_VERIFYS)
+		set_bit(RSV_OV_STOP, &v->flags);
+	else if (pd->repl_state == BSR_REPL_STATE_VERIFYT)
+		set_bit(RSV_OV_ASK_STOP, &v->flags);
+	else
+		return -ENOENT;
 	rs_kick(v->rc);
 	return 0;
 }

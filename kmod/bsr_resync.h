@@ -32,12 +32,16 @@ void bsr_rs_fill_stats(struct bsr_peer_device *pd,
  *  request_sync: this node becomes SyncSource (full: every block).
  *  request_target: ask the peer to sync every block to this node.
  *  send_new_uuids: tell the peer our new UUIDs (bitmap cleared: adopt).
- *  verify: start (@start = true, from @sector) or stop an online verify.
+ *  verify_start: become VerifyS of sectors [@start, @stop) with @tfm.
+ *  verify_stop: stop the verify (either side; -ENOENT when none runs).
  */
 int bsr_rs_request_sync(struct bsr_peer_device *pd, bool full);
 int bsr_rs_request_target(struct bsr_peer_device *pd);
 int bsr_rs_send_new_uuids(struct bsr_peer_device *pd);
-int bsr_rs_verify(struct bsr_peer_device *pd, bool start, u64 sector);
+struct crypto_shash;
+int bsr_rs_verify_start(struct bsr_peer_device *pd, struct crypto_shash *tfm,
+			u64 start, u64 stop);
+int bsr_rs_verify_stop(struct bsr_peer_device *pd);
 /* A role change: diverge from peers that are not connected now. */
 void bsr_rs_diverge_unconnected(struct bsr_peer_device *pd);
 bool bsr_rs_is_target(struct bsr_peer_device *pd);

@@ -8,6 +8,7 @@
 
 #include <linux/workqueue.h>
 #include "bsr_transport.h"
+#include "bsr_peer_req.h"
 
 #define RS_TICK			(HZ / 10)	/* controller step: 100 ms */
 #define RS_MAX_REQ_BITS		64		/* 256 KiB per P_RS_DATA */
@@ -16,8 +17,10 @@
 
 /* Our peer requests, in bsr_peer_req.dp_flags above the BSR_DP_* bits. */
 #define RS_PR_READ		(1U << 30)	/* a SyncSource read */
+#define RS_PR_OV_S		(1U << 29)	/* a VerifyS read */
+#define RS_PR_OV_T		(1U << 28)	/* a VerifyT read */
 
-enum rs_role { RS_NONE, RS_SOURCE, RS_TARGET };
+enum rs_role { RS_NONE, RS_SOURCE, RS_TARGET, RS_VERIFY_S, RS_VERIFY_T };
 
 /* rs_vol.flags */
 enum {
@@ -29,7 +32,12 @@ enum {
 	RSV_FAILED,		/* I/O error: stop issuing */
 	RSV_WANT_SYNC,		/* ask the peer to sync to us (worker) */
 	RSV_NEW_UUIDS,		/* send P_RS_NEW_UUIDS (worker) */
+	RSV_OV_START,		/* become VerifyS (worker) */
+	RSV_OV_STOP,		/* stop the verify early */
+	RSV_OV_ASK_STOP,	/* VerifyT: ask VerifyS to stop (worker) */
 };
+
+struct crypto_shash;
 
 struct bsr_rs_conn;
 
@@ -58,6 +66,16 @@ struct rs_vol {
 	u32 fifo_head;
 	s64 fifo_total;
 	u32 fifo_steps;
+	/* online verify */
+	struct crypto_shash *ov_tfm;	/* verify-alg while verifying */
+	u64 ov_pos, ov_stop;		/* sectors: next to issue, end */
+};
+
+/* VerifyT: a read and the digests it is compared with (pr->private). */
+struct ov_treq {
+	struct rs_vol *v;
+	u32 digest_size;
+	u8 digests[];
 };
 
 struct bsr_rs_conn {
@@ -81,6 +99,19 @@ struct bsr_rs_conn {
 /* bsr_resync.c */
 bool rs_lock(struct bsr_net *n);
 void rs_kick(struct bsr_rs_conn *rc);
+
+bool rs_state(struct rs_vol *v, enum bsr_repl_state rs,
+	      enum bsr_disk_state pds);
+int rs_submit(struct rs_vol *v, struct bsr_peer_req *pr, enum req_op op);
+
+/* bsr_verify.c: online verify on the resync worker and streams. */
+int ov_begin(struct rs_vol *v);
+void ov_walk(struct rs_vol *v);
+void ov_read_done(struct bsr_peer_req *pr);
+int ov_recv(struct bsr_net *n, struct rs_vol *v, struct bsr_pkt_hdr *h);
+int ov_got_result(struct bsr_net *n, struct rs_vol *v, struct bsr_pkt_hdr *h);
+void ov_send_stop(struct rs_vol *v);
+void ov_end(struct rs_vol *v);
 
 /* bsr_rs_ctl.c: sectors the source may issue in the next tick. */
 u64 rs_controller(struct rs_vol *v);

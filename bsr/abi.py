@@ -493,6 +493,14 @@ NEW_PEER_PARMS = _s(
     F("peer_node_id", "u32", flags=REQUIRED, max=MAX_PEERS),
 )
 
+# EV_HELPER: a handler event ("call helper ... helper:split-brain"); bsr runs
+# no program itself, event consumers act on it.
+HELPER_INFO = _s(
+    "helper_info", "HELPER_INFO",
+    F("helper_name", "str", maxlen=32),
+    F("helper_status", "u32", doc="exit status (response events)"),
+)
+
 STRUCTS: tuple[Struct, ...] = (
     CTX, REPLY, NOTIFY, VERSION_INFO, MODULE_STATS,
     RES_OPTS, DISK_CONF, NET_CONF, PEER_DEVICE_CONF,
@@ -500,7 +508,7 @@ STRUCTS: tuple[Struct, ...] = (
     PEER_DEVICE_INFO, PEER_DEVICE_STATS, PATH_INFO,
     NEW_MINOR_PARMS, ROLE_PARMS, NEW_C_UUID_PARMS, DETACH_PARMS,
     CONNECT_PARMS, DISCONNECT_PARMS, RESIZE_PARMS, START_OV_PARMS,
-    NEW_PEER_PARMS,
+    NEW_PEER_PARMS, HELPER_INFO,
 )
 
 

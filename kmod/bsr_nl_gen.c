@@ -2234,6 +2234,42 @@ const struct bsr_struct_desc bsr_new_peer_parms_desc = {
 	.size = sizeof(struct bsr_new_peer_parms),
 };
 
+static const struct nla_policy bsr_helper_info_policy[BSR_HELPER_INFO_A_MAX + 1] = {
+	[BSR_HELPER_INFO_A_HELPER_NAME] = { .type = NLA_NUL_STRING, .len = 31 },
+	[BSR_HELPER_INFO_A_HELPER_STATUS] = { .type = NLA_U32 },
+};
+
+static const struct bsr_field_desc bsr_helper_info_fields[] = {
+	{
+		.name = "helper-name",
+		.attr = BSR_HELPER_INFO_A_HELPER_NAME,
+		.type = BSR_FT_STR,
+		.offset = offsetof(struct bsr_helper_info, helper_name),
+		.size = sizeof_field(struct bsr_helper_info, helper_name),
+	},
+	{
+		.name = "helper-status",
+		.attr = BSR_HELPER_INFO_A_HELPER_STATUS,
+		.type = BSR_FT_U32,
+		.offset = offsetof(struct bsr_helper_info, helper_status),
+		.size = sizeof_field(struct bsr_helper_info, helper_status),
+		.min = 0,
+		.max = 4294967295ULL,
+		.msg_range = "helper-status must be 0..4294967295",
+	},
+};
+
+const struct bsr_struct_desc bsr_helper_info_desc = {
+	.name = "helper-info",
+	.attr = BSR_A_HELPER_INFO,
+	.maxattr = BSR_HELPER_INFO_A_MAX,
+	.pad = BSR_HELPER_INFO_A_PAD,
+	.policy = bsr_helper_info_policy,
+	.fields = bsr_helper_info_fields,
+	.nfields = ARRAY_SIZE(bsr_helper_info_fields),
+	.size = sizeof(struct bsr_helper_info),
+};
+
 const struct nla_policy bsr_genl_policy[BSR_A_MAX + 1] = {
 	[BSR_A_CTX] = NLA_POLICY_NESTED(bsr_ctx_policy),
 	[BSR_A_REPLY] = NLA_POLICY_NESTED(bsr_reply_policy),
@@ -2262,4 +2298,5 @@ const struct nla_policy bsr_genl_policy[BSR_A_MAX + 1] = {
 	[BSR_A_RESIZE_PARMS] = NLA_POLICY_NESTED(bsr_resize_parms_policy),
 	[BSR_A_START_OV_PARMS] = NLA_POLICY_NESTED(bsr_start_ov_parms_policy),
 	[BSR_A_NEW_PEER_PARMS] = NLA_POLICY_NESTED(bsr_new_peer_parms_policy),
+	[BSR_A_HELPER_INFO] = NLA_POLICY_NESTED(bsr_helper_info_policy),
 };

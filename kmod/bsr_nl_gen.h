@@ -309,4 +309,11 @@ struct bsr_new_peer_parms {
 
 extern const struct bsr_struct_desc bsr_new_peer_parms_desc;
 
+struct bsr_helper_info {
+	char helper_name[32];
+	u32 helper_status;
+};
+
+extern const struct bsr_struct_desc bsr_helper_info_desc;
+
 #endif /* _BSR_NL_GEN_H */

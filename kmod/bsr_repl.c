@@ -217,10 +217,11 @@ static int maybe_barrier(struct bsr_repl *rc)
 		return 0;
 	b.epoch = cpu_to_be32(rc->epoch);
 	b.pad = 0;
-	err = bsr_send(&rc->n->data, P_BARRIER, BSR_VOL_NONE, &b, sizeof(b));
-	rc->epoch++;
+	/* before sending: the ack may arrive before bsr_send() returns */
+	WRITE_ONCE(rc->epoch, rc->epoch + 1);
 	rc->epoch_writes = 0;
 	rc->close_epoch = false;
+	err = bsr_send(&rc->n->data, P_BARRIER, BSR_VOL_NONE, &b, sizeof(b));
 	return err;
 }
 

@@ -2,7 +2,7 @@
 
 :class:`Converter` turns a :class:`bsr.netlink.Message` of command
 ``EV_RESOURCE``, ``EV_DEVICE``, ``EV_CONNECTION``, ``EV_PEER_DEVICE``,
-``EV_PATH`` or ``EV_INITIAL_DONE`` into the events2 line DRBD 9's
+``EV_PATH``, ``EV_HELPER`` or ``EV_INITIAL_DONE`` into the events2 line DRBD 9's
 ``drbdsetup events2`` would print for it: identity keys first (REFERENCE
 §2 order), then the state keys, then — with ``statistics`` — the standard
 statistics keys and after them the bsr extension keys (docs/events2.md).
@@ -220,6 +220,9 @@ class Converter:
         if msg.cmd == "EV_INITIAL_DONE":
             out.append(Event(Verb.exists, Kind.other, timestamp=self._now(), raw_object="-"))
             return out
+        if msg.cmd == "EV_HELPER":
+            out.extend(self._helper(msg, notify))
+            return out
         kind = _KIND_OF_CMD.get(msg.cmd)
         if kind is None:
             return out
@@ -236,6 +239,28 @@ class Converter:
             self._history.pop(_history_key(fields), None)
         out.append(Event(verb, kind, fields, timestamp=self._now(), raw_object=kind.value))
         return out
+
+    def _helper(self, msg: Message, notify: dict[str, Any]) -> list[Event]:
+        """``call helper name:R peer-node-id:N conn-name:C volume:V helper:H``
+        (a ``response`` adds ``status:S``), as DRBD 9 prints handler calls."""
+        ntype = int(notify.get("type", abi.NotifyType.call)) & ~abi.NOTIFY_CONTINUES
+        if ntype not in (abi.NotifyType.call, abi.NotifyType.response):
+            return []
+        ctx = msg.structs.get("ctx", {})
+        info = msg.structs.get("helper_info", {})
+        if "res_name" not in ctx or not info.get("helper_name"):
+            return []
+        f = {"name": str(ctx["res_name"])}
+        if "peer_node_id" in ctx:
+            f["peer-node-id"] = str(int(ctx["peer_node_id"]))
+            f["conn-name"] = str(ctx.get("conn_name", ""))
+        if "volume" in ctx:
+            f["volume"] = str(int(ctx["volume"]))
+        f["helper"] = str(info["helper_name"])
+        verb = Verb(abi.NotifyType(ntype).name)
+        if verb is Verb.response:
+            f["status"] = str(int(info.get("helper_status", 0)))
+        return [Event(verb, Kind.helper, f, timestamp=self._now(), raw_object="helper")]
 
     def fields(self, kind: Kind, msg: Message, *, destroy: bool = False) -> dict[str, str] | None:
         """events2 key:value pairs of one object (identity keys first)."""

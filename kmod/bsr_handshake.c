@@ -608,9 +608,12 @@ static int decide_volume(struct hs_ctx *hc, u32 i, struct bsr_hs_result *r)
 		min_not_zero(me->max_sectors, peer->max_sectors));
 	if (d == HS_SPLIT_BRAIN)
 		d = resolve_split_brain(hc, i);
-	if (d == HS_SPLIT_BRAIN)
+	if (d == HS_SPLIT_BRAIN) {
+		/* unresolved, like DRBD's call of the split-brain handler */
+		bsr_notify_helper(n->conn, me->volume, "split-brain");
 		return refuse(n, "volume %u: split brain detected, dropping the connection (resolve it with 'connect --discard-my-data' on the node whose changes are to be thrown away)",
 			      me->volume);
+	}
 	if (d == HS_UNRELATED)
 		return refuse(n, "volume %u: unrelated data", me->volume);
 	if ((d == HS_BM_TARGET || d == HS_FULL_TARGET) &&

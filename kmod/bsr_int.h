@@ -257,6 +257,8 @@ void bsr_notify_connection(struct bsr_connection *c, enum bsr_notify_type t);
 void bsr_notify_peer_device(struct bsr_peer_device *pd,
 			    enum bsr_notify_type t);
 void bsr_notify_path(struct bsr_path *p, enum bsr_notify_type t);
+void bsr_notify_helper(struct bsr_connection *c, u32 volume,
+		       const char *helper);
 u32 bsr_notify_seq(void);
 void bsr_module_stats(struct bsr_module_stats *ms);
 

@@ -375,3 +375,46 @@ void bsr_notify_path(struct bsr_path *p, enum bsr_notify_type t)
 {
 	notify(BSR_OBJ_PATH, BSR_MINOR_NONE, p, t);
 }
+
+/*
+ * "call helper" for a handler event of a peer device (DRBD's
+ * split-brain, ...).  bsr runs no program itself: event consumers act on
+ * it.  Sent from thread context without locks held.
+ */
+void bsr_notify_helper(struct bsr_connection *c, u32 volume,
+		       const char *helper)
+{
+	struct bsr_helper_info hi = {};
+	struct bsr_genlmsghdr *hdr;
+	struct bsr_ctx ctx;
+	struct sk_buff *skb;
+	int err;
+
+	might_sleep();
+	skb = genlmsg_new(NLMSG_GOODSIZE, GFP_NOIO);
+	if (!skb)
+		goto dropped;
+	hdr = genlmsg_put(skb, 0, 0, &bsr_genl_family, 0, BSR_CMD_EV_HELPER);
+	if (!hdr)
+		goto free;
+	hdr->minor = BSR_MINOR_NONE;
+	hdr->ret_code = 0;
+	conn_ctx(&ctx, c);
+	ctx.volume = volume;
+	strscpy(hi.helper_name, helper, sizeof(hi.helper_name));
+	if (bsr_put_notify(skb, BSR_NOTIFY_TYPE_CALL,
+			   atomic_inc_return(&notify_seq)) ||
+	    put_ctx(skb, &ctx) ||
+	    bsr_struct_to_skb(&bsr_helper_info_desc, skb, &hi, true))
+		goto free;
+	genlmsg_end(skb, hdr);
+	err = genlmsg_multicast(&bsr_genl_family, skb, 0, 0, GFP_NOIO);
+	if (err && err != -ESRCH)
+		goto dropped;
+	atomic64_inc(&notify_sent);
+	return;
+free:
+	nlmsg_free(skb);
+dropped:
+	atomic64_inc(&notify_dropped);
+}

@@ -257,3 +257,28 @@ def test_wrongly_typed_message_is_counted_and_ignored():
                                                         "notify": {"type": ""}})) == []
     assert conv.malformed == 1
     assert len(conv.convert(resource())) == 1 and conv.malformed == 1
+
+
+def helper_msg(ntype: int, **info) -> Message:
+    return Message("EV_HELPER", structs={
+        "ctx": {"res_name": "r0", "peer_node_id": 1, "conn_name": "node-b", "volume": 0},
+        "notify": {"type": ntype, "seq": 0}, "helper_info": info})
+
+
+def test_split_brain_helper_call_prints_like_drbd9():
+    assert line(helper_msg(abi.NotifyType.call, helper_name="split-brain")) == \
+        "call helper name:r0 peer-node-id:1 conn-name:node-b volume:0 helper:split-brain"
+
+
+def test_helper_response_carries_the_exit_status_and_parses_back():
+    text = line(helper_msg(abi.NotifyType.response, helper_name="split-brain",
+                           helper_status=3))
+    assert text.endswith("helper:split-brain status:3")
+    ev = parse_line(text)
+    assert ev.verb is Verb.response and ev.kind is Kind.helper
+    assert ev.fields["helper"] == "split-brain"
+
+
+def test_helper_message_without_a_name_is_no_event():
+    conv = Converter(clock=FakeClock())
+    assert conv.convert(helper_msg(abi.NotifyType.call)) == []

@@ -248,6 +248,9 @@ struct p_rs_uuids {
 	__be32 pad;
 } __packed;
 
+/* p_rs_uuids.flags of P_RS_DONE: stopped by an I/O error, blocks left. */
+#define BSR_RSD_FAILED		(1U << 1)
+
 /* P_RS_SUSP: resync-suspended flags of the sender (BSR_SUSP_USER). */
 struct p_rs_susp {
 	__be32 susp;

@@ -353,6 +353,33 @@ static int source_done(struct rs_vol *v)
 	return 0;
 }
 
+/*
+ * SyncSource, worker: an I/O error (a read here, or a write on the peer)
+ * stopped the resync and nothing is in flight any more.  Both sides go
+ * back to Established; the target stays Inconsistent and both keep the
+ * bits that are left and the sync UUID, so the next connect resumes the
+ * resync (bitmap-based).
+ */
+static int source_failed(struct rs_vol *v)
+{
+	struct p_rs_uuids p = { .flags = cpu_to_be32(BSR_RSD_FAILED) };
+	u64 left = bsr_bm_oos_sectors(v->dev->backing, v->slot);
+	int err;
+
+	bsr_bm_write_dirty(v->dev->backing);
+	err = bsr_send(&v->rc->n->data, P_RS_DONE, v->volume, &p, sizeof(p));
+	if (err)
+		return err;
+	v->role = RS_NONE;
+	clear_bit(RSV_SYNCING, &v->flags);
+	clear_bit(RSV_FAILED, &v->flags);
+	pr_err("%s/%u peer %u: resync stopped by an I/O error: %llu KiB left out of sync, the peer stays Inconsistent (disconnect and connect to resume it)\n",
+	       v->rc->n->res_name, v->volume, v->rc->n->peer_node_id,
+	       left >> 1);
+	return rs_state(v, BSR_REPL_STATE_ESTABLISHED,
+			BSR_DISK_STATE_INCONSISTENT) ? 0 : -EINTR;
+}
+
 static void read_uuids(const struct p_rs_uuids *p, u64 *cur, u64 *hist)
 {
 	int k;
@@ -395,6 +422,15 @@ static int recv_done(struct bsr_net *n, struct rs_vol *v,
 		return bsr_proto_err(n, &n->data, "resync done not expected", h);
 	v->role = RS_NONE;
 	clear_bit(RSV_SYNCING, &v->flags);
+	if (be32_to_cpu(((struct p_rs_uuids *)n->data.rbuf)->flags) &
+	    BSR_RSD_FAILED) {
+		bsr_bm_write_dirty(v->dev->backing);
+		pr_err("%s/%u peer %u: resync stopped by an I/O error: %llu KiB left out of sync, this node stays Inconsistent (disconnect and connect to resume it)\n",
+		       n->res_name, v->volume, n->peer_node_id,
+		       bsr_bm_oos_sectors(v->dev->backing, v->slot) >> 1);
+		return rs_state(v, BSR_REPL_STATE_ESTABLISHED,
+				BSR_DISK_STATE_UPTODATE) ? 0 : -EINTR;
+	}
 	atomic64_set(&st->done, atomic64_read(&st->total));
 	pr_info("%s/%u peer %u: resync done, this node is UpToDate\n",
 		n->res_name, v->volume, n->peer_node_id);
@@ -471,8 +507,13 @@ static void finish_read(struct rs_vol *v, struct bsr_peer_req *pr)
 	}
 	/* Not sent: the bits stay set; a read error ends this resync. */
 	atomic_sub(pr->size >> 9, &v->in_flight);
-	if (pr->status)
+	if (pr->status) {
+		pr_err_ratelimited("%s/%u peer %u: resync: read error at sector %llu (%u bytes)\n",
+				   v->rc->n->res_name, v->volume,
+				   v->rc->n->peer_node_id,
+				   (unsigned long long)pr->sector, pr->size);
 		set_bit(RSV_FAILED, &v->flags);
+	}
 }
 
 static void finish_write(struct rs_vol *v, struct bsr_peer_req *pr)
@@ -484,6 +525,11 @@ static void finish_write(struct rs_vol *v, struct bsr_peer_req *pr)
 	};
 	int cmd = P_RS_NEG_ACK;
 
+	if (pr->status)
+		pr_err_ratelimited("%s/%u peer %u: resync: write error at sector %llu (%u bytes)\n",
+				   v->rc->n->res_name, v->volume,
+				   v->rc->n->peer_node_id,
+				   (unsigned long long)pr->sector, pr->size);
 	if (!pr->status) {
 		bsr_bm_clear(v->dev->backing, v->slot, pr->sector,
 			     pr->size >> 9);
@@ -740,6 +786,10 @@ static void vol_step(struct rs_vol *v)
 	if (v->role == RS_SOURCE && test_bit(RSV_SYNCING, &v->flags) &&
 	    !v->paused_since && !test_bit(RSV_FAILED, &v->flags))
 		source_walk(v);
+	if (v->role == RS_SOURCE && test_bit(RSV_SYNCING, &v->flags) &&
+	    test_bit(RSV_FAILED, &v->flags) && !atomic_read(&v->in_flight) &&
+	    source_failed(v))
+		bsr_net_fail(v->rc->n, BSR_CONN_STATE_NETWORKFAILURE);
 	if (v->role == RS_VERIFY_S)
 		ov_walk(v);
 }

@@ -149,7 +149,10 @@ def test_split_brain_goes_standalone_and_discard_my_data_resolves_it(lab: Lab, b
     for n in (a, b):
         wait_state(n, "StandAlone", 120)
         assert "split brain detected" in kmsg(n)
-        assert "connection:StandAlone" in events(n) or "StandAlone" in events(n)
+        ev = events(n)
+        assert "connection:StandAlone" in ev
+        assert "call helper name:r0 peer-node-id:%d conn-name:peer volume:0 helper:split-brain" \
+            % n.peer_id in ev, ev
     secondary(b)
     check_nl(b, "CONNECT", ctx={"res_name": "r0", "peer_node_id": b.peer_id},
              connect_parms={"discard_my_data": 1})

@@ -1106,7 +1106,7 @@ int bsr_rs_verify_start(struct bsr_peer_device *pd, struct crypto_shash *tfm,
 {
 	struct rs_vol *v = rs_idle_vol(pd);
 
-	if (!v) {
+	if (!v || test_bit(RSV_OV_START, &v->flags)) {
 		crypto_free_shash(tfm);
 		return -ENOTCONN;
 	}

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from bsr.netlink import encode_addr
 from harness import Guest
 from harness.lab import Lab
@@ -264,11 +262,6 @@ class Drbd84Pair:
     def disk_of(self, n: Node) -> str:
         return self.disks[0 if n is self.a else 1]
 
-    def can_resync(self) -> bool:
-        return True
-
-    resync_missing = ""
-
     def teardown(self) -> None:
         for n in (self.a, self.b):
             if n.g.alive:
@@ -293,14 +286,6 @@ def ackwriter_cmd(mode: str, device: str, log: Path, blocks: int, **opts: object
 
 
 UP_TO_DATE_MD_FLAGS = 0x53  # CONSISTENT | WAS_UP_TO_DATE | AL_CLEAN | CLEAN_SHUTDOWN
-KMOD = HERE.parents[1] / "kmod"
-
-
-def kmod_lacks(source: str) -> str:
-    """Why bsr cannot do what ``source`` implements yet ("" when it can):
-    the kernel engineers' placeholder files say "(Being written" at the top."""
-    head = (KMOD / source).read_text()[:400]
-    return f"kmod/{source} is still the placeholder" if "(Being written" in head else ""
 
 
 def zero_image(n: Node) -> None:
@@ -339,7 +324,6 @@ class BsrPair:
         self.ko = ko
         self.net_conf = {"wire_protocol": "ABC".index(protocol) + 1}
         self.disks = (a.disk, b.disk)
-        self.resync_missing = kmod_lacks("bsr_resync.c")
 
     def disk_of(self, n: Node) -> str:
         return n.disk
@@ -366,9 +350,6 @@ class BsrPair:
 
     def restart(self, n: Node) -> None:
         configure(n, self.ko, self.net_conf)
-
-    def can_resync(self) -> bool:
-        return not self.resync_missing
 
     def wait_in_sync(self, seconds: float = 600) -> None:
         deadline = time.monotonic() + seconds
@@ -397,9 +378,6 @@ def drbd84_pairs(ko: Path, protocol: str = "C"):
 
 
 def bsr_pairs(ko: Path, protocol: str = "C"):
-    missing = kmod_lacks("bsr_repl.c")
-    if missing:
-        pytest.skip(f"bsr write replication not in the module yet: {missing}")
     return lambda a, b: BsrPair(a, b, ko, protocol)
 
 

@@ -422,10 +422,9 @@ def counters(status: str, key: str) -> list[int]:
 
 
 def verdict(seen: dict[str, Any]) -> list[str]:
-    """Problems with what the headless run saw; empty when the demo worked.
-
-    Replication traffic (sent:) is reported, not required: it depends on the
-    kernel's write replication, not on the demo."""
+    """Problems with what the headless run saw; empty when the demo worked:
+    a Primary and connected to b, fio's writes counted on a, data sent to b
+    (the initial sync and the replicated writes), bsrwatch showing r0 Primary."""
     problems = []
     status = seen.get("status_a", "")
     if f"{RESOURCE} role:Primary" not in status:
@@ -435,6 +434,8 @@ def verdict(seen: dict[str, Any]) -> list[str]:
         problems.append(f"a is not connected to b: {peer!r}")
     if max(counters(status, "written"), default=0) == 0:
         problems.append("nothing was written to /dev/bsr0 on a")
+    if max(counters(status, "sent"), default=0) == 0:
+        problems.append("nothing was sent to b (no resync, no replicated write)")
     if not seen.get("first"):
         problems.append(f"bsrwatch never listed {RESOURCE}")
     elif " Primary " not in seen.get("last", ""):

@@ -47,6 +47,7 @@ def test_verdict_accepts_a_connected_primary_that_bsrwatch_shows() -> None:
     (("role:Primary", "role:Secondary"), "a is not Primary"),
     (("  b role:Secondary", "  b connection:Connecting"), "a is not connected to b"),
     (("written:4096", "written:0"), "nothing was written"),
+    (("sent:2048", "sent:0"), "nothing was sent to b"),
 ])
 def test_verdict_names_what_went_wrong(change: tuple[str, str], problem: str) -> None:
     seen = {"status_a": STATUS.replace(*change, 1), "first": "r0", "last": " Primary "}

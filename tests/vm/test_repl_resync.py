@@ -12,7 +12,7 @@ import pytest
 
 from harness.lab import Lab
 from repl_lab import (HERE, T, Node, check_nl, configure, create_md, events, kmsg, nodes,
-                      wait_state)
+                      wait_state, zero_image)
 
 pytestmark = pytest.mark.vm
 
@@ -26,6 +26,7 @@ out = {}
 with BsrNetlink() as nl:
     for m in nl.dump("GET_DEVICES", ctx={"res_name": "r0"}):
         out["disk"] = int(m.get("device_info", "disk_state"))
+        out["current_uuid"] = int(m.get("device_info", "current_uuid"))
     for m in nl.dump("GET_PEER_DEVICES", ctx={"res_name": "r0"}):
         out["repl"] = int(m.get("peer_device_info", "repl_state"))
         out["peer_disk"] = int(m.get("peer_device_info", "peer_disk_state"))
@@ -96,6 +97,22 @@ def fresh_pair(lab: Lab, ko, peer_conf: dict[str, Any] | None = None) -> tuple[N
                                                  "volume": 0}, peer_device_conf=peer_conf)
     for n in (a, b):
         wait_state(n, "Connected", 60)
+    return a, b
+
+
+def skip_sync_pair(lab: Lab, ko, net_conf: dict[str, Any] | None = None) -> tuple[Node, Node]:
+    """Zeroed disks, new metadata, connected; new-current-uuid --clear-bitmap
+    on a: both UpToDate without a resync (skip-initial-sync)."""
+    a, b = nodes(lab)
+    for n in (a, b):
+        zero_image(n)
+        create_md(n)
+        configure(n, ko, net_conf)
+    for n in (a, b):
+        wait_state(n, "Connected", 60)
+    check_nl(a, "NEW_C_UUID", minor=0, new_c_uuid_parms={"clear_bm": 1})
+    for n in (a, b):
+        wait_synced(n, 120)
     return a, b
 
 
@@ -192,3 +209,83 @@ def test_variable_rate_resync_and_application_writes_both_progress(lab: Lab, bsr
     wait_synced(b, 600)
     wait_synced(a, 600)
     compare(a, b)
+
+
+def test_new_current_uuid_clear_bitmap_skips_the_initial_sync_and_writes_keep_both_equal(
+        lab: Lab, bsr_ko) -> None:
+    a, b = skip_sync_pair(lab, bsr_ko)
+    pa, pb = probe(a), probe(b)
+    assert pa["current_uuid"] == pb["current_uuid"] not in (0, 4), (pa, pb)
+    assert pa["rs_total"] == pb["rs_total"] == 0, (pa, pb)  # no resync ran
+    assert "the peer started a new generation with a cleared bitmap" in kmsg(b)
+    primary(a)
+    write(a, 0, 8, "skip-1")
+    write(a, 100, 16, "skip-2")
+    pa, pb = wait_synced(a, 60), wait_synced(b, 60)
+    assert pa["rs_total"] == pb["rs_total"] == 0
+    compare(a, b)
+
+
+class DmNode(Node):
+    """A lab node whose bsr backing disk is a device-mapper device over its
+    virtio disk (same sectors), so that a range can be made to fail."""
+
+    @property
+    def disk(self) -> str:
+        return "/dev/mapper/bsrbk"
+
+    def dm_table(self, bad: tuple[int, int] | None = None) -> None:
+        raw = self.g.spec.disks[0].device
+        size = int(self.g.check(f"blockdev --getsz {raw}", timeout=T).stdout)
+        rows = [f"0 {size} linear {raw} 0"]
+        if bad:
+            start, nr = bad
+            rows = [f"0 {start} linear {raw} 0", f"{start} {nr} error",
+                    f"{start + nr} {size - start - nr} linear {raw} {start + nr}"]
+        table = "\\n".join(rows)
+        if self.g.run("test -e /dev/mapper/bsrbk", timeout=T).rc:
+            self.g.check(f"modprobe dm-mod; printf '{table}\\n' | "
+                         "dmsetup --noudevsync create bsrbk && dmsetup mknodes", timeout=T)
+        else:
+            self.g.check(f"printf '{table}\\n' | dmsetup --noudevsync reload bsrbk "
+                         "&& dmsetup --noudevsync resume bsrbk", timeout=T)
+
+
+def test_write_error_on_the_sync_target_stops_the_resync_and_reconnect_resumes_it(
+        lab: Lab, bsr_ko) -> None:
+    a, b0 = nodes(lab)
+    b = DmNode(b0.g, b0.node_id, b0.peer_id, b0.ip, b0.peer_ip)
+    b.dm_table()
+    try:
+        for n in (a, b):
+            create_md(n)
+            configure(n, bsr_ko)
+            check_nl(n, "PEER_DEVICE_OPTS", ctx={"res_name": "r0", "peer_node_id": n.peer_id,
+                                                 "volume": 0},
+                     peer_device_conf={"c_plan_ahead": 0, "resync_rate": 8192})
+        for n in (a, b):
+            wait_state(n, "Connected", 60)
+        b.dm_table(bad=(220 * 2048, 2048))  # 220 MiB..221 MiB fail
+        primary(a, force=True)
+        deadline = time.monotonic() + 600
+        while "resync stopped by an I/O error" not in kmsg(a):
+            assert time.monotonic() < deadline, probe(a)
+            time.sleep(2)
+        assert "resync: write error at sector" in kmsg(b)
+        assert "resync stopped by an I/O error" in kmsg(b)
+        pa, pb = probe(a), probe(b)
+        assert pa["repl"] == pb["repl"] == ESTABLISHED, (pa, pb)
+        assert pb["disk"] == INCONSISTENT and pa["peer_disk"] == INCONSISTENT, (pa, pb)
+        assert 2048 <= pa["out_of_sync"] < 256 * 2048, pa
+        b.dm_table()
+        check_nl(a, "DISCONNECT", ctx={"res_name": "r0", "peer_node_id": a.peer_id},
+                 disconnect_parms={})
+        wait_state(a, "StandAlone", 60)
+        check_nl(a, "CONNECT", ctx={"res_name": "r0", "peer_node_id": a.peer_id})
+        pb = wait_synced(b, 600)
+        wait_synced(a, 600)
+        assert "rule 50: bitmap-based resync, this node is SyncSource" in kmsg(a)
+        assert pb["rs_total"] < 64 * 2048, pb  # what was left, not the disk
+        compare(a, b)
+    finally:
+        b.g.run("dmsetup remove bsrbk", timeout=T)

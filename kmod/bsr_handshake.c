@@ -646,6 +646,10 @@ static int decide_all(struct hs_ctx *hc)
 		if (err)
 			return err;
 	}
+	/* after the decisions, so that a split brain is reported as such */
+	if (hc->my_role == BSR_ROLE_PRIMARY &&
+	    hc->peer_role == BSR_ROLE_PRIMARY)
+		return refuse(n, "both nodes are Primary (only one Primary at a time); demote one and connect again");
 	n->hs_count = hc->count;
 	n->peer_role = hc->peer_role;
 	return 0;

@@ -532,6 +532,8 @@ static int check_data(struct bsr_repl *rc, struct bsr_pkt_hdr *h,
 
 	if (!pd)
 		return bsr_proto_err(n, &n->data, "write for an unknown volume", h);
+	if (READ_ONCE(pd->device->resource->role) == BSR_ROLE_PRIMARY)
+		return bsr_proto_err(n, &n->data, "write from the peer while this node is Primary", h);
 	if (size & 511 || (!nodata && size > BSR_MAX_BIO_SIZE))
 		return bsr_proto_err(n, &n->data, "bad write size", h);
 	if (bsr_pkt_tail(h) != (nodata ? 0 : size))

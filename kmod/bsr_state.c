@@ -61,6 +61,24 @@ static int check_sync_target(struct bsr_device *dev, char *why, size_t whylen)
 	return 0;
 }
 
+/* One Primary at a time: a connected peer that is Primary refuses us. */
+static int check_peer_primary(struct bsr_resource *res, char *why,
+			      size_t whylen)
+{
+	struct bsr_connection *c;
+
+	list_for_each_entry(c, &res->connections, list) {
+		if (c->cstate != BSR_CONN_STATE_CONNECTED ||
+		    c->peer_role != BSR_ROLE_PRIMARY)
+			continue;
+		snprintf(why, whylen,
+			 "%s: State change failed: (-1) Multiple primaries not allowed (peer %u is Primary)",
+			 res->name, c->peer_node_id);
+		return -EBUSY;
+	}
+	return 0;
+}
+
 static int check_primary(struct bsr_resource *res, bool force,
 			 char *why, size_t whylen)
 {
@@ -73,6 +91,9 @@ static int check_primary(struct bsr_resource *res, bool force,
 			 res->name);
 		return -EPERM;
 	}
+	err = check_peer_primary(res, why, whylen);
+	if (err)
+		return err;
 	list_for_each_entry(dev, &res->devices, list) {
 		enum bsr_disk_state ds = dev->disk_state;
 

@@ -110,7 +110,7 @@ def test_disconnect_force_marks_unacknowledged_writes_out_of_sync(lab: Lab, bsr_
     assert state(a)["connection"] == "StandAlone"
 
 
-def test_detach_refused_while_connected_primary_and_roles_reach_the_peer(
+def test_detach_and_second_primary_refused_while_connected_primary_and_roles_reach_the_peer(
         lab: Lab, bsr_ko) -> None:
     a, b = same_data_pair(lab, bsr_ko, "C")
     r = nl(a, "DETACH", minor=0, detach_parms={"force": 0})
@@ -118,6 +118,8 @@ def test_detach_refused_while_connected_primary_and_roles_reach_the_peer(
     assert "cannot detach while Primary and connected to peer peer; disconnect first" \
         in r["text"], r
     assert state(b)["peer_role"] == "Primary"
+    r = nl(b, "PRIMARY", ctx={"res_name": "r0"}, role_parms={"force": 1})
+    assert not r["ok"] and "Multiple primaries not allowed (peer 0 is Primary)" in r["text"], r
     a.g.check("dd if=/dev/zero of=/dev/bsr0 bs=1M count=2 oflag=direct status=none", timeout=300)
     check_nl(a, "SECONDARY", ctx={"res_name": "r0"}, role_parms={})
     deadline = time.monotonic() + 30

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.vm
 def test_bench_repl_quick_measures_every_row(kernel_env, bsr_ko) -> None:
     r = subprocess.run([sys.executable, str(ROOT / "bench/bench_repl.py"), "--quick", "--ko", str(bsr_ko)],
                        capture_output=True, text=True, timeout=1800, cwd=ROOT)
+    print(r.stdout)  # the table, for -s / -rA
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     names = bench_repl.IO_ROWS + bench_repl.RESYNC_ROWS
     width = bench_repl.NAME_WIDTH

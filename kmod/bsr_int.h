@@ -20,6 +20,7 @@
 #include <linux/blkdev.h>
 #include <linux/workqueue.h>
 #include <linux/bio.h>
+#include <linux/sched/clock.h>
 #include <net/genetlink.h>
 #include "bsr_nl_gen.h"
 #include "bsr_meta.h"
@@ -269,6 +270,25 @@ int bsr_put_connection(struct sk_buff *skb, struct bsr_connection *c);
 int bsr_put_peer_device(struct sk_buff *skb, struct bsr_peer_device *pd);
 int bsr_put_path(struct sk_buff *skb, struct bsr_path *p);
 int bsr_put_notify(struct sk_buff *skb, u32 type, u32 seq);
+
+/*
+ * Time stamps for latency statistics.  local_clock() instead of
+ * ktime_get(): it never touches the clocksource hardware (an emulated HPET
+ * read costs microseconds per request in a guest) and per-request
+ * latencies do not need a global clock; a completion on another CPU may
+ * see a slightly earlier time, hence the clamp.
+ */
+static inline u64 bsr_now_ns(void)
+{
+	return local_clock();
+}
+
+static inline u64 bsr_ns_since(u64 then)
+{
+	u64 now = local_clock();
+
+	return now > then ? now - then : 0;
+}
 
 static inline bool bsr_disk_usable(enum bsr_disk_state ds)
 {

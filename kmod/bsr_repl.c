@@ -23,7 +23,6 @@
 #include <linux/slab.h>
 #include <linux/bio.h>
 #include <linux/uio.h>
-#include <linux/ktime.h>
 #include <linux/blkdev.h>
 #include <linux/delay.h>
 #include "bsr_transport.h"
@@ -48,7 +47,7 @@ struct bsr_tl_ent {
 	sector_t sector;
 	u32 size;
 	int slot;
-	ktime_t sent;
+	u64 sent;			/* bsr_now_ns() */
 };
 
 struct bsr_repl {
@@ -258,7 +257,7 @@ static int send_one(struct bsr_repl_target *t, struct bio *bio,
 	p.size = cpu_to_be32(size);
 	p.pad = 0;
 	rc->epoch_writes++;
-	e->sent = ktime_get();
+	e->sent = bsr_now_ns();
 	spin_lock_irq(&rc->lock);
 	list_add_tail(&e->list, &rc->tl);
 	spin_unlock_irq(&rc->lock);
@@ -384,7 +383,7 @@ static int got_block_ack(struct bsr_repl *rc, struct bsr_pkt_hdr *h)
 	}
 	list_del(&e->list);
 	spin_unlock_irq(&rc->lock);
-	lat = ktime_to_ns(ktime_sub(ktime_get(), e->sent));
+	lat = bsr_ns_since(e->sent);
 	atomic64_add(lat, &e->pd->repl_net_lat_ns);
 	atomic64_inc(&e->pd->repl_acked_ios);
 	if (cmd == P_NEG_ACK)
@@ -447,7 +446,7 @@ static void ko_work_fn(struct work_struct *w)
 	spin_lock_irq(&rc->lock);
 	e = list_first_entry_or_null(&rc->tl, struct bsr_tl_ent, list);
 	if (e && rc->live)
-		late = ktime_ms_delta(ktime_get(), e->sent) >
+		late = div_u64(bsr_ns_since(e->sent), NSEC_PER_MSEC) >
 		       jiffies_to_msecs(rc->ko_jiffies);
 	spin_unlock_irq(&rc->lock);
 	if (late) {

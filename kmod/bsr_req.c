@@ -18,15 +18,14 @@
 #include <linux/bio.h>
 #include <linux/blkdev.h>
 #include <linux/log2.h>
-#include <linux/ktime.h>
 #include "bsr_int.h"
 #include "bsr_peer_req.h"
 
 struct bsr_req {
 	struct bsr_device *dev;
 	struct bio *master;
-	ktime_t start;			/* the application submitted it */
-	ktime_t lstart;			/* we submitted the clone */
+	u64 start;			/* the application submitted it, ns */
+	u64 lstart;			/* we submitted the clone, ns */
 	unsigned long acct_start;	/* jiffies, for /proc/diskstats */
 	sector_t sector;
 	unsigned int nr_sectors;
@@ -90,9 +89,8 @@ static unsigned int lat_bucket(u64 ns)
 static void account_done(struct bsr_req *req, struct bio *master)
 {
 	struct bsr_dev_stats *st = &req->dev->stats;
-	ktime_t now = ktime_get();
-	u64 mlat = ktime_to_ns(ktime_sub(now, req->start));
-	u64 llat = req->submitted ? ktime_to_ns(ktime_sub(now, req->lstart)) : 0;
+	u64 mlat = bsr_ns_since(req->start);
+	u64 llat = req->submitted ? bsr_ns_since(req->lstart) : 0;
 
 	switch (bio_op(master)) {
 	case REQ_OP_READ:
@@ -179,7 +177,7 @@ static void bsr_end_io(struct bio *clone)
 static void submit_local(struct bsr_req *req)
 {
 	req->submitted = true;
-	req->lstart = ktime_get();
+	req->lstart = bsr_now_ns();
 	atomic_inc(&req->dev->stats.lower_pending);
 	submit_bio_noacct(&req->clone);
 }
@@ -255,7 +253,7 @@ void bsr_submit_bio(struct bio *bio)
 	struct bsr_resource *res = dev->resource;
 	struct bsr_req *req;
 	struct bio *clone;
-	ktime_t start = ktime_get();
+	u64 start = bsr_now_ns();
 	bool repl = op_is_write(bio_op(bio)) && READ_ONCE(dev->repl_slots);
 
 	if (repl) {

@@ -297,8 +297,7 @@ int bsr_send_peer_req(struct bsr_stream *st, enum bsr_packet cmd,
 	bv = kcalloc(max(pr->nr_pages, 1U), sizeof(*bv), GFP_NOIO);
 	if (!bv)
 		return -ENOMEM;
-	for (i = 0; i < pr->nr_pages; i++)
-	{
+	for (i = 0; i < pr->nr_pages; i++) {
 		bv[i].bv_page = pr->pages[i];
 		bv[i].bv_len = page_len(pr, i);
 		bv[i].bv_offset = 0;

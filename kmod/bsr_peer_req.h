@@ -50,8 +50,10 @@ struct bsr_peer_req {
 	struct page **pages;
 	u32 nr_pages;
 	struct list_head list;		/* free for the owner's use */
-	/* Called once the backing-disk I/O is done, in bio completion
-	 * context (must not sleep; queue work to send from there). */
+	/*
+	 * Called once the backing-disk I/O is done, in bio completion
+	 * context (must not sleep; queue work to send from there).
+	 */
 	void (*done)(struct bsr_peer_req *pr);
 	void *private;			/* free for the owner's use */
 	u8 held;			/* bsr_peer_req.c: range lock, ldev */

@@ -338,8 +338,7 @@ static void tl_ent_done(struct bsr_repl *rc, struct bsr_tl_ent *e,
 	if (e->req)
 		bsr_req_peer_put(e->req);
 	atomic64_sub(e->size >> 9, &rc->conn->ap_in_flight);
-	if (atomic_dec_and_test(&pd->repl_pending) &&
-	    waitqueue_active(&repl_acked_wq))
+	if (atomic_dec_and_test(&pd->repl_pending))
 		wake_up_all(&repl_acked_wq);
 	kfree(e);
 }
@@ -861,10 +860,11 @@ int bsr_repl_secondary_wait(struct bsr_resource *res, char *why,
 	list_for_each_entry(c, &res->connections, list) {
 		u32 left;
 
-		if (!wait_event_timeout(repl_acked_wq, !conn_pending(c) ||
-					!READ_ONCE(c->repl),
-					drain_timeout(c)) &&
-		    (left = conn_pending(c))) {
+		if (wait_event_timeout(repl_acked_wq, !conn_pending(c) ||
+				       !READ_ONCE(c->repl), drain_timeout(c)))
+			continue;
+		left = conn_pending(c);
+		if (left) {
 			snprintf(why, whylen,
 				 "secondary: %u writes not yet acknowledged by peer %s",
 				 left, c->name);

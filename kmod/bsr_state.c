@@ -40,22 +40,39 @@ enum bsr_disk_state bsr_disk_state_from_md(struct bsr_backing *b)
 	return BSR_DISK_STATE_OUTDATED;
 }
 
-/* The peer devices of @dev, one per connection. */
-#define for_each_peer_device(pd, c, dev)				\
-	list_for_each_entry(c, &(dev)->resource->connections, list)	\
-		if (((pd) = bsr_find_peer_device(c, (dev)->volume)))
+/*
+ * The peer device of @dev on the connection after @pd's (the first one
+ * when @pd is NULL), or NULL: walks @dev's peer devices in connection order.
+ */
+static struct bsr_peer_device *next_pd(struct bsr_device *dev,
+				       struct bsr_peer_device *pd)
+{
+	struct list_head *head = &dev->resource->connections;
+	struct bsr_connection *c;
+
+	c = pd ? list_next_entry(pd->connection, list) :
+		 list_first_entry(head, struct bsr_connection, list);
+	for (; !list_entry_is_head(c, head, list); c = list_next_entry(c, list)) {
+		pd = bsr_find_peer_device(c, dev->volume);
+		if (pd)
+			return pd;
+	}
+	return NULL;
+}
+
+#define for_each_peer_device(pd, dev) \
+	for (pd = next_pd(dev, NULL); pd; pd = next_pd(dev, pd))
 
 static int check_sync_target(struct bsr_device *dev, char *why, size_t whylen)
 {
 	struct bsr_peer_device *pd;
-	struct bsr_connection *c;
 
-	for_each_peer_device(pd, c, dev) {
+	for_each_peer_device(pd, dev) {
 		if (!bsr_rs_is_target(pd))
 			continue;
 		snprintf(why, whylen,
 			 "%s: State change failed: (-2) Need access to UpToDate data (volume %u is SyncTarget of peer %u: wait for the resync to finish)",
-			 dev->resource->name, dev->volume, c->peer_node_id);
+			 dev->resource->name, dev->volume, pd->connection->peer_node_id);
 		return -ENODATA;
 	}
 	return 0;
@@ -122,9 +139,8 @@ static int check_primary(struct bsr_resource *res, bool force,
 static void primary_and_peers(struct bsr_device *dev)
 {
 	struct bsr_peer_device *pd;
-	struct bsr_connection *c;
 
-	for_each_peer_device(pd, c, dev) {
+	for_each_peer_device(pd, dev) {
 		if (pd->repl_state == BSR_REPL_STATE_OFF)
 			bsr_rs_diverge_unconnected(pd);
 		else if (pd->peer_disk_state == BSR_DISK_STATE_INCONSISTENT)
@@ -229,7 +245,6 @@ static int need_disk(struct bsr_device *dev, char *why, size_t whylen)
 static bool skip_initial_sync(struct bsr_device *dev)
 {
 	struct bsr_peer_device *pd;
-	struct bsr_connection *c;
 	struct bsr_md_info md = {};
 	bool any = false;
 
@@ -237,7 +252,7 @@ static bool skip_initial_sync(struct bsr_device *dev)
 	if (md.current_uuid != 4 ||
 	    dev->disk_state != BSR_DISK_STATE_INCONSISTENT)
 		return false;
-	for_each_peer_device(pd, c, dev)
+	for_each_peer_device(pd, dev)
 		if (pd->repl_state == BSR_REPL_STATE_ESTABLISHED &&
 		    pd->peer_current_uuid == 4)
 			any = true;
@@ -249,7 +264,6 @@ int bsr_new_c_uuid(struct bsr_device *dev, bool clear_bm,
 {
 	int err = need_disk(dev, why, whylen);
 	struct bsr_peer_device *pd;
-	struct bsr_connection *c;
 	bool skip;
 
 	if (err)
@@ -270,7 +284,7 @@ int bsr_new_c_uuid(struct bsr_device *dev, bool clear_bm,
 	pr_info("%s: new current UUID with a cleared bitmap: skipping the initial sync\n",
 		dev->disk->disk_name);
 	bsr_set_disk_state(dev, BSR_DISK_STATE_UPTODATE);
-	for_each_peer_device(pd, c, dev) {
+	for_each_peer_device(pd, dev) {
 		if (pd->peer_current_uuid != 4 || bsr_rs_send_new_uuids(pd))
 			continue;
 		pd->peer_disk_state = BSR_DISK_STATE_UPTODATE;
@@ -292,9 +306,8 @@ static void set_all_bits(struct bsr_backing *b, int slot, sector_t cap)
 static void request_full_sync(struct bsr_device *dev)
 {
 	struct bsr_peer_device *pd;
-	struct bsr_connection *c;
 
-	for_each_peer_device(pd, c, dev)
+	for_each_peer_device(pd, dev)
 		if (pd->peer_disk_state == BSR_DISK_STATE_UPTODATE &&
 		    !bsr_rs_request_target(pd))
 			return;

@@ -34,30 +34,30 @@
 
 #define D BIT(BSR_STREAM_DATA)
 #define M BIT(BSR_STREAM_META)
-#define RULE(cmd) [(cmd) - P_RS_FIRST]
 #define FIXED(type, s) { sizeof(type), sizeof(type), 0, s, true }
 const struct bsr_pkt_rule bsr_rs_rules[P_RS_LAST - P_RS_FIRST + 1] = {
-	RULE(P_RS_SYNC_UUID) = FIXED(struct p_rs_sync_uuid, D),
-	RULE(P_RS_BITMAP) = { sizeof(struct p_rs_bitmap) + 1, BSR_MAX_PAYLOAD,
-			      0, D, true },
-	RULE(P_RS_DATA) = { sizeof(struct p_data) + 512,
-			    sizeof(struct p_data) + BSR_MAX_BIO_SIZE,
-			    sizeof(struct p_data), D, true },
-	RULE(P_RS_WRITE_ACK) = FIXED(struct p_block_ack, M),
-	RULE(P_RS_NEG_ACK) = FIXED(struct p_block_ack, M),
-	RULE(P_RS_DONE) = FIXED(struct p_rs_uuids, D),
-	RULE(P_RS_SUSP) = FIXED(struct p_rs_susp, D),
-	RULE(P_RS_NEW_UUIDS) = FIXED(struct p_rs_uuids, D),
-	RULE(P_RS_WANT_SYNC) = FIXED(struct p_rs_susp, D),
-	RULE(P_OV_START) = FIXED(struct p_ov_start, D),
-	RULE(P_OV_DIGEST) = { sizeof(struct p_ov_digest) + 1,
-			      sizeof(struct p_ov_digest) +
-			      BSR_OV_MAX_BLOCKS * BSR_OV_MAX_DIGEST, 0, D, true },
-	RULE(P_OV_RESULT) = FIXED(struct p_ov_result, M),
-	RULE(P_OV_DONE) = FIXED(struct p_ov_done, D),
+	[P_RS_SYNC_UUID - P_RS_FIRST] = FIXED(struct p_rs_sync_uuid, D),
+	[P_RS_BITMAP - P_RS_FIRST] = {
+		sizeof(struct p_rs_bitmap) + 1, BSR_MAX_PAYLOAD, 0, D, true },
+	[P_RS_DATA - P_RS_FIRST] = {
+		sizeof(struct p_data) + 512,
+		sizeof(struct p_data) + BSR_MAX_BIO_SIZE,
+		sizeof(struct p_data), D, true },
+	[P_RS_WRITE_ACK - P_RS_FIRST] = FIXED(struct p_block_ack, M),
+	[P_RS_NEG_ACK - P_RS_FIRST] = FIXED(struct p_block_ack, M),
+	[P_RS_DONE - P_RS_FIRST] = FIXED(struct p_rs_uuids, D),
+	[P_RS_SUSP - P_RS_FIRST] = FIXED(struct p_rs_susp, D),
+	[P_RS_NEW_UUIDS - P_RS_FIRST] = FIXED(struct p_rs_uuids, D),
+	[P_RS_WANT_SYNC - P_RS_FIRST] = FIXED(struct p_rs_susp, D),
+	[P_OV_START - P_RS_FIRST] = FIXED(struct p_ov_start, D),
+	[P_OV_DIGEST - P_RS_FIRST] = {
+		sizeof(struct p_ov_digest) + 1,
+		sizeof(struct p_ov_digest) + BSR_OV_MAX_BLOCKS * BSR_OV_MAX_DIGEST,
+		0, D, true },
+	[P_OV_RESULT - P_RS_FIRST] = FIXED(struct p_ov_result, M),
+	[P_OV_DONE - P_RS_FIRST] = FIXED(struct p_ov_done, D),
 };
 #undef FIXED
-#undef RULE
 #undef D
 #undef M
 
@@ -306,7 +306,7 @@ static void sync_begins(struct rs_vol *v)
 	atomic64_set(&st->done, 0);
 	atomic64_set(&st->paused_ms, 0);
 	v->started = jiffies;
-	v->last_acked = atomic64_read(&v->acked);
+	rs_controller_reset(v);
 	pr_info("%s/%u peer %u: %s: %llu KiB to sync (bitmap exchange: %u packets sent)\n",
 		v->rc->n->res_name, v->volume, v->rc->n->peer_node_id,
 		v->role == RS_SOURCE ? "SyncSource" : "SyncTarget", oos >> 1,

@@ -6,12 +6,18 @@
  *  - c-plan-ahead 0: a fixed resync-rate;
  *  - c-plan-ahead > 0: a controller that plans c-plan-ahead tenths of a
  *    second ahead.  It aims at an amount in flight (read or sent, not yet
- *    acked): c-fill-target sectors, or what the acks of the last tick say
- *    c-delay-target tenths of a second are worth when that is more, so
- *    the resync grows until the link or the disks are full.  The
+ *    acked): c-fill-target sectors, or what the ack rate of the last
+ *    second says c-delay-target tenths of a second are worth when that is
+ *    more, so the resync grows until the link or the disks are full.  The
  *    correction towards that aim is spread over the planned ticks; a tick
- *    issues what was acked in the last one plus its share, at most
- *    c-max-rate.
+ *    issues what is acked per tick (averaged over the last second: acks
+ *    come in bursts) plus its share, at most c-max-rate.  It starts at a
+ *    tenth of c-max-rate (at least c-fill-target) and finds the rate of
+ *    the link from there.  While the application has not written for a
+ *    second, there is nobody to leave bandwidth for: the resync issues at
+ *    c-max-rate (bounded by 16 MiB in flight); the first application
+ *    write hands the pace back to the controller, whose plan then brings
+ *    the amount in flight down to its aim.
  *
  * While the application writes to the device (on this node), the resync
  * gets at most half of that and never less than c-min-rate, so
@@ -20,6 +26,7 @@
 #include "bsr_rs_int.h"
 
 #define TICKS_PER_SEC	10
+#define RS_APP_IDLE	HZ	/* no application write for that long: idle */
 
 static u64 kib_per_tick(u32 kib_per_sec)
 {
@@ -48,20 +55,49 @@ static s64 plan(struct rs_vol *v, u32 steps, s64 correction)
 	return now;
 }
 
+/* Sectors acked per tick, averaged over the last second. */
+static u64 ack_rate(struct rs_vol *v, u64 sect_in)
+{
+	u32 now = min_t(u64, sect_in, U32_MAX);
+
+	v->in_sum += now;
+	v->in_sum -= v->in_hist[v->in_pos];
+	v->in_hist[v->in_pos] = now;
+	v->in_pos = (v->in_pos + 1) % RS_AVG_TICKS;
+	if (v->in_n < RS_AVG_TICKS)
+		v->in_n++;
+	return div_u64(v->in_sum, v->in_n);
+}
+
 static u64 variable_rate(struct rs_vol *v, const struct bsr_peer_device_conf *pc,
 			 u64 sect_in)
 {
 	u32 steps = clamp_t(u32, pc->c_plan_ahead, 1, RS_FIFO_MAX);
-	s64 want = max_t(s64, pc->c_fill_target,
-			 sect_in * pc->c_delay_target);
+	u64 max = kib_per_tick(pc->c_max_rate);
+	s64 rate = ack_rate(v, sect_in);
+	s64 want = max_t(s64, pc->c_fill_target, rate * pc->c_delay_target);
 	s64 in_flight = atomic_read(&v->in_flight);
 	s64 req;
 
 	want = min_t(s64, want, RS_MAX_IN_FLIGHT);
-	req = sect_in + plan(v, steps, want - in_flight - v->fifo_total);
-	if (!in_flight && !sect_in)	/* start, or after a pause */
-		req = max_t(s64, req, pc->c_fill_target);
-	return clamp_t(s64, req, 0, kib_per_tick(pc->c_max_rate));
+	req = rate + plan(v, steps, want - in_flight - v->fifo_total);
+	if (!in_flight && !rate)	/* start, or after a pause */
+		req = max_t(s64, req, max_t(u64, pc->c_fill_target, max / 10));
+	return clamp_t(s64, req, 0, max);
+}
+
+void rs_controller_reset(struct rs_vol *v)
+{
+	memset(v->fifo, 0, sizeof(v->fifo));
+	v->fifo_head = 0;
+	v->fifo_total = 0;
+	memset(v->in_hist, 0, sizeof(v->in_hist));
+	v->in_pos = 0;
+	v->in_n = 0;
+	v->in_sum = 0;
+	v->last_acked = atomic64_read(&v->acked);
+	v->last_app_sectors = atomic64_read(&v->dev->stats.write_sectors);
+	v->app_seen = jiffies - RS_APP_IDLE - 1;
 }
 
 u64 rs_controller(struct rs_vol *v)
@@ -75,10 +111,16 @@ u64 rs_controller(struct rs_vol *v)
 
 	v->last_acked = acked;
 	v->last_app_sectors = app;
-	if (!READ_ONCE(pc->c_plan_ahead))
+	if (app_busy)
+		v->app_seen = jiffies;
+	if (!READ_ONCE(pc->c_plan_ahead)) {
 		req = kib_per_tick(READ_ONCE(pc->resync_rate));
-	else
+	} else {
 		req = variable_rate(v, pc, sect_in);
+		/* nobody to leave bandwidth for: as fast as c-max-rate */
+		if (time_after(jiffies, v->app_seen + RS_APP_IDLE))
+			req = kib_per_tick(READ_ONCE(pc->c_max_rate));
+	}
 	if (app_busy)
 		req = max(req / 2, kib_per_tick(READ_ONCE(pc->c_min_rate)));
 	return max_t(u64, req, 8);

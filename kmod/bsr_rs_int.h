@@ -14,6 +14,7 @@
 #define RS_MAX_REQ_BITS		64		/* 256 KiB per P_RS_DATA */
 #define RS_MAX_IN_FLIGHT	(16 << 11)	/* sectors: 16 MiB of pages */
 #define RS_FIFO_MAX		300		/* c-plan-ahead max, in ticks */
+#define RS_AVG_TICKS		10		/* the ack rate is averaged over 1 s */
 
 /* Our peer requests, in bsr_peer_req.dp_flags above the BSR_DP_* bits. */
 #define RS_PR_READ		(1U << 30)	/* a SyncSource read */
@@ -62,10 +63,14 @@ struct rs_vol {
 	atomic64_t acked;		/* sectors acked, ever */
 	u64 last_acked;
 	u64 last_app_sectors;		/* device writes at the last tick */
+	unsigned long app_seen;		/* jiffies of the last tick with app writes */
 	u32 fifo[RS_FIFO_MAX];		/* plan: corrections per future tick */
 	u32 fifo_head;
 	s64 fifo_total;
 	u32 fifo_steps;
+	u32 in_hist[RS_AVG_TICKS];	/* sectors acked per tick, last second */
+	u32 in_pos, in_n;
+	u64 in_sum;
 	/* online verify */
 	struct crypto_shash *ov_tfm;	/* verify-alg while verifying */
 	u64 ov_pos, ov_stop;		/* sectors: next to issue, end */
@@ -115,5 +120,7 @@ void ov_end(struct rs_vol *v);
 
 /* bsr_rs_ctl.c: sectors the source may issue in the next tick. */
 u64 rs_controller(struct rs_vol *v);
+/* ... and a fresh start for it (a resync or verify begins). */
+void rs_controller_reset(struct rs_vol *v);
 
 #endif /* _BSR_RS_INT_H */

@@ -63,8 +63,8 @@ static void ov_stats_begin(struct rs_vol *v, u64 start, u64 stop)
 	atomic64_set(&st->paused_ms, 0);
 	atomic64_set(&st->ov_mismatch, 0);
 	v->started = jiffies;
-	v->last_acked = atomic64_read(&v->acked);
 	v->next_tick = jiffies;
+	rs_controller_reset(v);
 }
 
 /* Mark the differing blocks of a range out of sync; log the runs. */

@@ -335,6 +335,8 @@ static int dispatch_connected(struct bsr_net *n, struct bsr_pkt_hdr *h)
 	case P_DISCONNECT:
 		pr_info("%s peer %u: peer disconnects\n", n->res_name,
 			n->peer_node_id);
+		/* its goodbye wins over the meta stream seeing it close */
+		atomic_set(&n->fail, BSR_CONN_STATE_TEARDOWN);
 		return -ECONNABORTED;
 	case P_STATE:
 		ps = n->data.rbuf;

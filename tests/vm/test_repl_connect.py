@@ -60,7 +60,7 @@ def test_two_nodes_connect_and_report_connection_paths_and_peer_devices(lab: Lab
         snap = wait_state(n, "Connected", 60)
         assert snap["paths"] == [True]
         assert snap["peer_role"] == "Secondary"
-        assert snap["agreed_proto"] == 1
+        assert snap["agreed_proto"] == 2  # replication and resync
         # both just created: nothing to sync, the peer is Inconsistent like us
         assert snap["peer_devices"]["0"] == {"replication": "Established",
                                              "peer_disk": "Inconsistent",
@@ -219,7 +219,7 @@ def test_fuzzed_port_closes_every_bad_connection_without_touching_the_disk(
     assert "refused connection from 198.18.0.11" in log and "not the configured peer address" in log
     assert "protocol error" in log
     # the "connected" frames really met a node that had finished the handshake
-    assert r["reached_connected"] >= 100 and log.count("peer 0: connected (protocol 1)") >= 100, r
+    assert r["reached_connected"] >= 100 and log.count("peer 0: connected (protocol 2)") >= 100, r
     assert state(b)["connection"] in NOT_CONNECTED.split(",")
     assert sha256(b.image) == before
     # the module still connects normally afterwards

@@ -14,8 +14,9 @@ guest a.  Quitting bsrwatch (or Ctrl-C, SIGTERM, SIGHUP) powers both guests
 off and removes every temporary file.
 
 ``--check SECONDS`` runs the same flow without a terminal: bsrwatch runs
-headless for SECONDS, then the state is checked (r0 Primary and Connected on
-a, bytes written and sent) and the lab is shut down; exit 0 when all held.
+headless for SECONDS once it lists r0, then the state is checked (r0
+Primary and Connected on a, bytes written and sent) and the lab is shut
+down; exit 0 when all held.
 
 ``exec`` runs a command in a guest of a running demo and streams its output
 (standard output as it comes, standard error at the end) with the command's
@@ -52,6 +53,7 @@ PORT = 7789
 NODES = ("a", "b")
 LONG = 7 * 24 * 3600.0  # bound of the guest commands that run until the demo ends
 STEP_TIMEOUT = 900.0  # one bsradm call in a guest under TCG on a loaded host
+FIRST_EVENTS_TIMEOUT = 300.0  # bsrwatch's first events from the guest (headless check)
 EVENTS_ARGV = ["bsrsetup", "events2", "--statistics", "--timestamps", "--interval=1"]
 FIO_ARGS = ("--name=demo --filename=/dev/bsr0 --rw=randwrite --bs=64k --direct=1 "
             "--rate=4m --time_based --runtime=604800 --ioengine=psync")
@@ -370,7 +372,8 @@ def run_bsrwatch(demo: DemoLab) -> int:
 
 
 def headless_check(demo: DemoLab, seconds: float) -> dict[str, Any]:
-    """bsrwatch without a terminal for ``seconds``; what it and the module showed."""
+    """bsrwatch without a terminal for ``seconds`` after it first listed r0
+    (waiting up to FIRST_EVENTS_TIMEOUT for that); what it and the module showed."""
     import asyncio
 
     from bsrwatch.app import BsrWatchApp
@@ -393,11 +396,15 @@ def headless_check(demo: DemoLab, seconds: float) -> dict[str, Any]:
         app = BsrWatchApp(source, settings)
         seen: dict[str, Any] = {"first": "", "last": ""}
         async with app.run_test(size=(120, 30)) as pilot:
+            # the first events come after a Python start in the guest, which
+            # takes long under TCG on a busy host: the SECONDS count from there
+            listed = time.monotonic() + FIRST_EVENTS_TIMEOUT
+            while not line(app) and time.monotonic() < listed:
+                await pilot.pause(0.5)
+            seen["first"] = line(app)
             end = time.monotonic() + seconds
             while time.monotonic() < end:
                 await pilot.pause(0.5)
-                if not seen["first"] and line(app):
-                    seen["first"] = line(app)
             seen["last"] = line(app)
             seen["lines"] = app.overview.query_one(ResourceList).text_lines()
             seen["status"] = app.store.status.text
@@ -500,7 +507,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="boot the lab, set r0 up, open bsrwatch; power off on quit")
     r.add_argument("--check", type=float, metavar="SECONDS",
-                   help="no terminal: run bsrwatch headless for SECONDS, check, shut down")
+                   help="no terminal: run bsrwatch headless for SECONDS once it lists r0, "
+                        "check, shut down")
     r.add_argument("--keep-workdir", action="store_true",
                    help="keep the disk images and logs (the path is printed)")
     e = sub.add_parser("exec", help="run a command in guest a or b of a running demo")

@@ -289,3 +289,21 @@ def test_write_error_on_the_sync_target_stops_the_resync_and_reconnect_resumes_i
         compare(a, b)
     finally:
         b.g.run("dmsetup remove bsrbk", timeout=T)
+
+
+def test_default_controller_keeps_up_with_a_fixed_100M_rate_on_an_idle_device(
+        lab: Lab, bsr_ko) -> None:
+    rates = {}
+    for name, conf in (("default", None), ("fixed 100M", {"c_plan_ahead": 0,
+                                                          "resync_rate": 100 << 10})):
+        a, b = fresh_pair(lab, bsr_ko, conf)
+        rates[name] = full_sync(a, b)
+        for n in (a, b):
+            check_nl(n, "DOWN", ctx={"res_name": "r0"})
+            n.g.rmmod("bsr")
+    print("full sync of 256 MiB: " + ", ".join(f"{k} {v:.1f} MiB/s" for k, v in rates.items()))
+    # Idle device: the default runs at c-max-rate like the fixed rate.  On this shared
+    # TCG host the same sync varies by 2x between runs (seen: 4.4/9.6 and 6.4/4.3), so
+    # the bound only catches a controller that crawls (one stuck at its start rate
+    # would be 20x slower).
+    assert rates["default"] >= 0.3 * rates["fixed 100M"], rates

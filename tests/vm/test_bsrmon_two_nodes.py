@@ -101,10 +101,20 @@ def test_resync_and_replication_traffic_are_recorded(monitored: Lab) -> None:
 
     a.check(f"fio --name=w --filename=/dev/bsr0 --rw=write --bs=1M --size={FIO_MIB}M "
             "--direct=1 --ioengine=psync --output=/dev/null", timeout=T)
-    time.sleep(4)  # two more periods: the last counters are sampled
     stats = a.check("bsrsetup status --statistics r0", timeout=T).stdout
     sent = max((int(v) for v in re.findall(r"\bsent:(\d+)", stats)), default=0)
     assert sent >= FIO_MIB * 1024, f"sent:{sent} KiB after {FIO_MIB} MiB written\n{stats}"
+    # replication (not resync) KiB in the resync_ratio series: the periods
+    # after the sync hold fio's writes once bsrmon has sampled them
+    deadline = time.monotonic() + 120
+    while True:
+        ratio = series(a, "r0/vnr0_peer1_resync_ratio")
+        repl_kib = sum(float(ln[2]) * float(ln[1]) / 1000 for ln in ratio if ln[2] != "-")
+        if repl_kib >= FIO_MIB * 1024 or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert repl_kib >= FIO_MIB * 1024, (f"replication recorded: {repl_kib:.0f} KiB after "
+                                        f"{FIO_MIB} MiB written: {ratio[-8:]}")
     out_lines = series(a, "r0/peer1_network")
     in_lines = series(b, "r0/peer0_network")
     sent_b = sum(float(ln[2]) * float(ln[1]) / 1000 for ln in out_lines if ln[2] != "-")
@@ -113,5 +123,4 @@ def test_resync_and_replication_traffic_are_recorded(monitored: Lab) -> None:
           f"for {FIO_MIB} MiB written (+ resync)")
     assert sent_b >= FIO_MIB << 20, out_lines[-5:]
     assert recv_b >= FIO_MIB << 20, in_lines[-5:]
-    ratio = series(a, "r0/vnr0_peer1_resync_ratio")
     assert any(ln[3] not in ("0", "-") and float(ln[3]) > 0 for ln in ratio), ratio[-5:]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -68,6 +69,24 @@ class Ctx:
     def hostname(self) -> str:
         return self.args.host or os.environ.get(HOST_ENV) or os.uname().nodename
 
+    def _target(self, word: str) -> tuple[LocalResource, int | None]:
+        """RES, RES/VOL, RES:PEER or RES:PEER/VOL (drbdadm 9 spelling)."""
+        target, _, vol = word.partition("/")
+        name, colon, peer = target.partition(":")
+        if name == "all":
+            raise UsageError("'all' cannot be combined with resource names")
+        if name not in self.cfg.resources:
+            raise ConfigError(None, f"'{name}' is not defined in {self.args.config_file}")
+        if vol and not vol.isdigit():
+            raise UsageError(f"bad volume number in '{word}'")
+        lr = localize(self.cfg.resources[name], self.hostname)
+        if colon:
+            if peer not in {p.name for p in lr.peers}:
+                raise ConfigError(None, f"'{peer}' is not a peer of '{name}' on this host "
+                                        f"in {self.args.config_file}")
+            lr = dataclasses.replace(lr, only_peer=peer)
+        return lr, int(vol) if vol else None
+
     def resources(self, only_auto: bool = False) -> list[tuple[LocalResource, int | None]]:
         """The named resources (RES or RES/VOL, or 'all') as this host sees them."""
         names: list[str] = self.args.resources
@@ -80,15 +99,7 @@ class Ctx:
                     out.append((localize(res, self.hostname), None))
         else:
             for word in names:
-                name, _, vol = word.partition("/")
-                if name == "all":
-                    raise UsageError("'all' cannot be combined with resource names")
-                if name not in self.cfg.resources:
-                    raise ConfigError(None, f"'{name}' is not defined in {self.args.config_file}")
-                if vol and not vol.isdigit():
-                    raise UsageError(f"bad volume number in '{word}'")
-                lr = localize(self.cfg.resources[name], self.hostname)
-                out.append((lr, int(vol) if vol else None))
+                out.append(self._target(word))
         if only_auto:
             out = [(lr, v) for lr, v in out if lr.svc_auto_up()]
         return out
@@ -322,7 +333,7 @@ def cmd_dump(ctx: Ctx) -> int:
 
 # -- argument parsing ------------------------------------------------------
 
-RES_HELP = "resource name, RES/VOLUME, or 'all'"
+RES_HELP = "resource name, RES/VOLUME, RES:PEER[/VOLUME] (one peer), or 'all'"
 
 
 def _common(p: argparse.ArgumentParser, top: bool, long_verbose: bool = True) -> None:

@@ -33,6 +33,7 @@ class Peer:
 class LocalResource:
     res: Resource
     me: Host
+    only_peer: str | None = None  # RES:PEER on the command line: that peer alone
 
     @property
     def name(self) -> str:
@@ -54,6 +55,8 @@ class LocalResource:
             if self.me.name not in conn.hosts:
                 continue
             peer = self.res.hosts[conn.peer_of(self.me.name)]
+            if self.only_peer is not None and peer.name != self.only_peer:
+                continue
             paths = tuple((p.addresses[self.me.name], p.addresses[peer.name]) for p in conn.paths)
             out.append(Peer(peer, conn, paths))
         return sorted(out, key=lambda p: p.node_id)

@@ -85,6 +85,15 @@ def test_volume_commands_accept_res_slash_volume(capsys) -> None:
     assert capsys.readouterr().out == "bsrsetup verify r1 1 0\nbsrsetup verify r1 1 1\n"
 
 
+def test_peer_commands_accept_res_colon_peer_like_drbdadm_9(capsys) -> None:
+    assert main(["-c", TREE, "--host", "alpha", "-d", "verify", "r1:beta/1"]) == 0
+    assert capsys.readouterr().out == "bsrsetup verify r1 1 1\n"
+    assert main(["-c", TREE, "--host", "alpha", "-d", "pause-sync", "r1:beta"]) == 0
+    assert capsys.readouterr().out == "bsrsetup pause-sync r1 1 0\nbsrsetup pause-sync r1 1 1\n"
+    assert main(["-c", TREE, "--host", "alpha", "-d", "verify", "r1:nobody/0"]) == 10
+    assert "'nobody' is not a peer of 'r1'" in capsys.readouterr().err
+
+
 def test_all_means_this_hosts_resources(capsys) -> None:
     assert main(["-c", TREE, "--host", "beta", "-d", "down", "all"]) == 0
     assert capsys.readouterr().out == "bsrsetup down r0\nbsrsetup down r1\n"

@@ -79,7 +79,7 @@ def bsr_conf(disks: dict[str, str], addrs: dict[str, str]) -> str:
         for i, name in enumerate(NODES))
     return (f"# written by tools/demo_lab.py\n"
             f"resource {RESOURCE} {{\n"
-            f"    net {{\n        protocol C;\n        connect-int 2;\n    }}\n"
+            f"    net {{\n        protocol C;\n        verify-alg crc32c;\n        connect-int 2;\n    }}\n"
             f"    disk {{\n        resync-rate 20M;\n    }}\n"
             f"{hosts}}}\n")
 

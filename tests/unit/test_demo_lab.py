@@ -25,6 +25,7 @@ def test_demo_config_names_both_guests_with_their_link_addresses() -> None:
     assert a is not None and b is not None
     assert (a.node_id, b.node_id) == (0, 1)
     assert "198.18.0.2:7789" in text and "/dev/vdb" in text
+    assert res.section("net")["verify-alg"] == "crc32c"  # the demo's `v` key needs it
 
 
 def test_demo_config_brings_up_both_peers_in_drbd_order(tmp_path: Path, capsys) -> None:

@@ -46,7 +46,7 @@ soak: kmod
 bench: kmod
 	@tools/run_bench.sh
 
-demo: kmod
+demo: setup kmod
 	@tools/demo.sh
 
 checkpatch:

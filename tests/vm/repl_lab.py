@@ -365,9 +365,12 @@ class BsrPair:
         return int(n.g.check("cat /sys/block/bsr0/size", timeout=T).stdout) * 512
 
     def teardown(self) -> None:
+        """r0 down and bsr.ko unloaded, so the next setup starts from scratch
+        (the soak loop sets the same guests up again)."""
         for n in (self.a, self.b):
             if n.g.alive and n.g.module_loaded("bsr"):
                 down(n)
+                n.g.rmmod("bsr")
 
 
 Pair = Drbd84Pair | BsrPair

@@ -230,61 +230,6 @@ int bsr_peer_req_submit(struct bsr_peer_req *pr, enum req_op op)
 	return 0;
 }
 
-/*
- * One packet whose payload is @head followed by the data in @data
- * (@data_len bytes).  The data is copied into the socket (no page
- * references are kept), so its pages may be reused once this returns.
- */
-int bsr_send_data(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
-		  const void *head, u32 head_len, struct iov_iter *data,
-		  u32 data_len)
-{
-	struct bsr_pkt_hdr h;
-	struct kvec iov[2] = {
-		{ .iov_base = &h, .iov_len = sizeof(h) },
-		{ .iov_base = (void *)head, .iov_len = head_len },
-	};
-	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
-	int err = 0, i;
-
-	mutex_lock(&st->send_mutex);
-	if (!st->sock) {
-		err = -ENOTCONN;
-		goto out;
-	}
-	h.magic = cpu_to_be32(BSR_PKT_MAGIC);
-	h.command = cpu_to_be16(cmd);
-	h.volume = cpu_to_be16(vol);
-	h.length = cpu_to_be32(head_len + data_len);
-	h.seq = cpu_to_be32(++st->send_seq);
-	for (i = 0; i < 2 && !err; i++) {
-		if (i == 0) {
-			iov_iter_kvec(&msg.msg_iter, ITER_SOURCE, iov, 2,
-				      sizeof(h) + head_len);
-			msg.msg_flags = MSG_NOSIGNAL | (data_len ? MSG_MORE : 0);
-		} else {
-			if (!data_len)
-				break;
-			msg.msg_iter = *data;
-			msg.msg_flags = MSG_NOSIGNAL;
-		}
-		while (msg_data_left(&msg)) {
-			int sent = sock_sendmsg(st->sock, &msg);
-
-			if (sent == -EAGAIN || sent == -EINTR)
-				err = -ETIMEDOUT;
-			else if (sent <= 0)
-				err = sent ?: -EPIPE;
-			if (err)
-				break;
-			atomic64_add(sent, &st->conn->sent_bytes);
-		}
-	}
-out:
-	mutex_unlock(&st->send_mutex);
-	return err;
-}
-
 int bsr_send_peer_req(struct bsr_stream *st, enum bsr_packet cmd,
 		      const void *head, u32 head_len,
 		      struct bsr_peer_req *pr)

@@ -92,14 +92,5 @@ int bsr_send_peer_req(struct bsr_stream *st, enum bsr_packet cmd,
 		      const void *head, u32 head_len,
 		      struct bsr_peer_req *pr);
 
-/*
- * Addition (K1): one packet whose payload is @head followed by @data_len
- * bytes from @data, copied into the socket (the caller's pages may be
- * reused when it returns).  Used for P_DATA from application bios.
- */
-struct iov_iter;
-int bsr_send_data(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
-		  const void *head, u32 head_len, struct iov_iter *data,
-		  u32 data_len);
 
 #endif /* _BSR_PEER_REQ_H */

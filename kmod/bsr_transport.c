@@ -149,19 +149,23 @@ void bsr_tr_abort_stream(struct bsr_net *n, struct bsr_stream *st, int how)
 
 /* ------------------------------------------------------------ raw I/O */
 
-int bsr_send(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
-	     const void *payload, u32 len)
+/*
+ * One packet whose payload is @head followed by the data in @data
+ * (@data_len bytes).  The data is copied into the socket (no page
+ * references are kept), so its pages may be reused once this returns.
+ */
+int bsr_send_data(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
+		  const void *head, u32 head_len, struct iov_iter *data,
+		  u32 data_len)
 {
 	struct bsr_pkt_hdr h;
 	struct kvec iov[2] = {
 		{ .iov_base = &h, .iov_len = sizeof(h) },
-		{ .iov_base = (void *)payload, .iov_len = len },
+		{ .iov_base = (void *)head, .iov_len = head_len },
 	};
 	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
-	int err = 0;
+	int err = 0, i;
 
-	if (WARN_ON_ONCE(len > BSR_MAX_PAYLOAD))
-		return -EMSGSIZE;
 	mutex_lock(&st->send_mutex);
 	if (!st->sock) {
 		err = -ENOTCONN;
@@ -170,24 +174,42 @@ int bsr_send(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
 	h.magic = cpu_to_be32(BSR_PKT_MAGIC);
 	h.command = cpu_to_be16(cmd);
 	h.volume = cpu_to_be16(vol);
-	h.length = cpu_to_be32(len);
+	h.length = cpu_to_be32(head_len + data_len);
 	h.seq = cpu_to_be32(++st->send_seq);
-	iov_iter_kvec(&msg.msg_iter, ITER_SOURCE, iov, len ? 2 : 1,
-		      sizeof(h) + len);
-	while (msg_data_left(&msg)) {
-		int sent = sock_sendmsg(st->sock, &msg);
+	for (i = 0; i < 2 && !err; i++) {
+		if (i == 0) {
+			iov_iter_kvec(&msg.msg_iter, ITER_SOURCE, iov, 2,
+				      sizeof(h) + head_len);
+			msg.msg_flags = MSG_NOSIGNAL | (data_len ? MSG_MORE : 0);
+		} else {
+			if (!data_len)
+				break;
+			msg.msg_iter = *data;
+			msg.msg_flags = MSG_NOSIGNAL;
+		}
+		while (msg_data_left(&msg)) {
+			int sent = sock_sendmsg(st->sock, &msg);
 
-		if (sent == -EAGAIN || sent == -EINTR)
-			err = -ETIMEDOUT;
-		else if (sent <= 0)
-			err = sent ?: -EPIPE;
-		if (err)
-			break;
-		atomic64_add(sent, &st->conn->sent_bytes);
+			if (sent == -EAGAIN || sent == -EINTR)
+				err = -ETIMEDOUT;
+			else if (sent <= 0)
+				err = sent ?: -EPIPE;
+			if (err)
+				break;
+			atomic64_add(sent, &st->conn->sent_bytes);
+		}
 	}
 out:
 	mutex_unlock(&st->send_mutex);
 	return err;
+}
+
+int bsr_send(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
+	     const void *payload, u32 len)
+{
+	if (WARN_ON_ONCE(len > BSR_MAX_PAYLOAD))
+		return -EMSGSIZE;
+	return bsr_send_data(st, cmd, vol, payload, len, NULL, 0);
 }
 
 /*

@@ -105,6 +105,7 @@ class FileSet:
         self._open: OrderedDict[str, int] = OrderedDict()  # rel -> fd (O_APPEND)
         self._sizes: dict[str, int] = {}
         self._dirs: dict[str, set[str]] = {}  # current files per directory
+        self._dir_of: dict[str, str] = {}  # rel -> its directory (a cache)
         self._max_open = _fd_budget()
 
     def close(self) -> None:
@@ -149,22 +150,32 @@ class FileSet:
     def write_batch(self, batch: list[Entry]) -> None:
         """Append every line, one write() per file; raises OSError (a file
         that could not take all of its lines is cut back: no partial line)."""
-        grouped: dict[str, tuple[str, list[str]]] = {}
+        grouped: dict[str, list[str]] = {}  # rel -> [header, line, line, ...]
         for rel, header, line in batch:
             g = grouped.get(rel)
             if g is None:
-                grouped[rel] = (header, [line])
+                grouped[rel] = [header, line]
             else:
-                g[1].append(line)
-        for rel, (header, lines) in grouped.items():
-            data = ("".join(lines) if len(lines) > 1 else lines[0]).encode()
-            size = self._sizes.get(rel)
-            if size is not None and size > len(header) and \
-                    size + len(data) > self.file_limit(os.path.dirname(rel)):
-                self._rotate(rel)
-            fd = self._fd(rel, header.encode())
-            _write_all(fd, data, self._sizes[rel])
-            self._sizes[rel] += len(data)
+                g.append(line)
+        sizes = self._sizes
+        dir_of = self._dir_of
+        for rel, g in grouped.items():
+            data = (g[1] if len(g) == 2 else "".join(g[1:])).encode()
+            size = sizes.get(rel)
+            fd = self._open.get(rel) if size is not None else None
+            if size is not None and size > len(g[0]):
+                d = dir_of.get(rel)
+                if d is None:
+                    d = dir_of[rel] = os.path.dirname(rel)
+                if size + len(data) > self.file_limit(d):
+                    self._rotate(rel)
+                    fd = None
+            if fd is None:
+                fd = self._fd(rel, g[0].encode())
+            else:
+                self._open.move_to_end(rel)
+            _write_all(fd, data, sizes[rel])
+            sizes[rel] += len(data)
         self.stats.lines += len(batch)
         self.stats.batches += 1
 

@@ -44,6 +44,10 @@ class Verb(enum.Enum):
     response = "response"
     rename = "rename"
 
+    # members are singletons: hash by identity in C (Enum's own __hash__
+    # is Python code, and every event looks up several tables by kind)
+    __hash__ = object.__hash__
+
 
 class Kind(enum.Enum):
     resource = "resource"
@@ -54,6 +58,8 @@ class Kind(enum.Enum):
     # objects some sources print that the state model does not keep
     helper = "helper"
     other = "-"
+
+    __hash__ = object.__hash__
 
 
 # Identity keys of each object, in the order events2 prints them.
@@ -215,23 +221,34 @@ class _Obj:
     name: str
     extra: dict[str, str] = field(default_factory=dict)
     updated: datetime | None = None
+    # raw text last merged for each typed key: an unchanged value (most of
+    # every statistics event) is not parsed again
+    _merged: dict[str, str] = field(default_factory=dict, init=False, repr=False,
+                                    compare=False)
 
     def merge(self, kind: Kind, ev: Event) -> None:
         table = _FIELD_MAP[kind]
         ident = _IDENTITY_SETS[kind]
+        extra = self.extra
+        merged = self._merged
         for k, v in ev.fields.items():
             spec = table.get(k)
             if spec is None:
                 if k not in ident:
-                    self.extra[k] = v
+                    extra[k] = v
                 continue
+            if merged.get(k) == v:
+                continue
+            merged[k] = v
             attr, parse = spec
             try:
                 setattr(self, attr, parse(v))
-                self.extra.pop(k, None)
             except (ValueError, KeyError, OverflowError):
                 setattr(self, attr, None)
-                self.extra[k] = v
+                extra[k] = v
+            else:
+                if k in extra:
+                    del extra[k]
         if ev.timestamp is not None:
             self.updated = ev.timestamp
 
@@ -455,7 +472,7 @@ def typed_fields(obj: _Obj) -> dict[str, Any]:
     """The typed attributes of an object (for JSON output and tests)."""
     out: dict[str, Any] = {}
     for f in dc_fields(obj):
-        if f.name in ("extra", "updated"):
+        if f.name in ("extra", "updated", "_merged"):
             continue
         v = getattr(obj, f.name)
         out[f.name] = v.name if isinstance(v, enum.Enum) else v

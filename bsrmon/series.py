@@ -184,14 +184,15 @@ def format_line(t: datetime | str, values: tuple[float | int | None, ...]) -> st
     Floats keep at most three decimals, integral values print as integers."""
     out = [t if isinstance(t, str) else format_time(t)]
     add = out.append
-    for v in values:
-        if v is None:
+    for v in values:  # "%.3f" never has an exponent; floats are the common case
+        if v.__class__ is float:
+            add(("%.3f" % v).rstrip("0").rstrip("."))
+        elif v is None:
             add("-")
         elif v.__class__ is int:
             add(str(v))
         else:
-            txt = "%.3f" % v
-            add(txt.rstrip("0").rstrip(".") if "e" not in txt else txt)
+            add(("%.3f" % v).rstrip("0").rstrip("."))
     return " ".join(out) + "\n"
 
 

@@ -109,11 +109,6 @@ def _counters_peer_device(p: PeerDevice) -> dict[str, Any]:
     })
 
 
-@lru_cache(maxsize=65536)
-def _key(typ: str, res: str, vol: int | None, peer: int | None) -> SeriesKey:
-    return SeriesKey(typ, res, vol, peer)
-
-
 def _counters_connection(c: Connection,
                          peer_devices: Callable[[], Iterable[PeerDevice]]) -> dict[str, Any]:
     sent = _int(c, "sent-bytes")
@@ -194,10 +189,40 @@ def _sub(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else max(0.0, a - b)
 
 
-@dataclass
-class _Prev:
-    t: datetime
-    counters: dict[str, Any]
+def _rates(p: dict[str, Any], cur: dict[str, Any], keys: tuple[str, ...],
+           dt: float) -> list[float | None]:
+    """:func:`_rate` of several counters at once (one call per object)."""
+    out: list[float | None] = []
+    add = out.append
+    for key in keys:
+        a = p.get(key)
+        b = cur.get(key)
+        if a is None or b is None:
+            add(None)
+        else:
+            add((b if b < a else b - a) / dt)
+    return out
+
+
+_DEVICE_RATES = ("read_ios", "read_kib", "write_ios", "write_kib", "al_hits", "al_misses",
+                 "al_starving", "al_writes", "bm_writes", "completed_ios", "io_errors")
+_PEER_DEVICE_RATES = ("acked_ios", "repl_sent_kib", "rs_sent_kib")
+
+
+@lru_cache(maxsize=16384)
+def _device_keys(res: str, vol: int) -> dict[str, SeriesKey]:
+    return {t: SeriesKey(t, res, vol, None)
+            for t in ("io_pending", "iostat", "ioclat", "alstat", "reqstat")}
+
+
+@lru_cache(maxsize=16384)
+def _peer_device_keys(res: str, vol: int, peer: int) -> dict[str, SeriesKey]:
+    return {t: SeriesKey(t, res, vol, peer) for t in ("peer_reqstat", "resync_ratio")}
+
+
+@lru_cache(maxsize=16384)
+def _connection_keys(res: str, peer: int) -> dict[str, SeriesKey]:
+    return {t: SeriesKey(t, res, None, peer) for t in ("sendbuf", "network")}
 
 
 @dataclass
@@ -205,7 +230,9 @@ class Sampler:
     """Keeps the previous counters of every object between periods."""
 
     types: tuple[str, ...]
-    _prev: dict[tuple[str, tuple[str, ...]], _Prev] = field(default_factory=dict)
+    # object -> (time, counters) of its previous sample
+    _prev: dict[tuple[str, tuple[str, ...]], tuple[datetime, dict[str, Any]]] = \
+        field(default_factory=dict)
 
     def reset(self) -> None:
         self._prev.clear()
@@ -213,88 +240,80 @@ class Sampler:
     def sample(self, state: State, t: datetime,
                module: dict[str, int] | None = None) -> list[tuple[SeriesKey, Values]]:
         out: list[tuple[SeriesKey, Values]] = []
-        want = set(self.types)
-        seen: set[tuple[str, tuple[str, ...]]] = set()
+        want = frozenset(self.types)
+        old = self._prev
+        new: dict[tuple[str, tuple[str, ...]], tuple[datetime, dict[str, Any]]] = {}
+        dts: dict[datetime, float] = {}  # previous sample time -> interval
+
+        def step(k: tuple[str, tuple[str, ...]], cur: dict[str, Any]
+                 ) -> tuple[dict[str, Any], float] | None:
+            new[k] = (t, cur)
+            prev = old.get(k)
+            if prev is None or prev[0] >= t:
+                return None
+            dt = dts.get(prev[0])
+            if dt is None:
+                dt = dts[prev[0]] = _interval(prev[0], t)
+            return prev[1], dt
+
         for key, d in state.devices.items():
             cur = _counters_device(d)
-            prev = self._step(("d", key), t, cur, seen)
-            out += self._device(d, t, prev, cur, want)
-        for key, p in state.peer_devices.items():
-            cur = _counters_peer_device(p)
-            prev = self._step(("p", key), t, cur, seen)
-            out += self._peer_device(p, t, prev, cur, want)
+            self._device(d, step(("d", key), cur), cur, want, out)
+        for key, pd in state.peer_devices.items():
+            cur = _counters_peer_device(pd)
+            self._peer_device(pd, step(("p", key), cur), cur, want, out)
         for key, c in state.connections.items():
             cur = _counters_connection(
                 c, lambda c=c: state.peer_devices_of(c.name, c.peer_node_id))
-            prev = self._step(("c", key), t, cur, seen)
-            out += self._connection(c, t, prev, cur, want)
+            self._connection(c, step(("c", key), cur), cur, want, out)
         if "memstat" in want:
             out.append(self._memstat(module))
-        for k in [k for k in self._prev if k not in seen]:
-            del self._prev[k]  # destroyed objects
+        self._prev = new  # objects not seen this time were destroyed
         return out
 
-    def _step(self, k: tuple[str, tuple[str, ...]], t: datetime, cur: dict[str, Any],
-              seen: set) -> _Prev | None:
-        seen.add(k)
-        prev = self._prev.get(k)
-        self._prev[k] = _Prev(t, cur)
-        if prev is None or (t - prev.t).total_seconds() <= 0:
-            return None
-        return prev
-
     @staticmethod
-    def _gauges(d: dict[str, Any], *names: str) -> Values:
-        return tuple(d.get(n) for n in names)
-
-    def _device(self, d: Device, t: datetime, prev: _Prev | None, cur: dict[str, Any],
-                want: set[str]) -> list[tuple[SeriesKey, Values]]:
-        out: list[tuple[SeriesKey, Values]] = []
-        k = (lambda typ: _key(typ, d.name, d.volume, None))
+    def _device(d: Device, prev: tuple[dict[str, Any], float] | None, cur: dict[str, Any],
+                want: frozenset[str], out: list[tuple[SeriesKey, Values]]) -> None:
+        keys = _device_keys(d.name, d.volume)
         if "io_pending" in want:
-            out.append((k("io_pending"), self._gauges(cur, "upper_pending", "lower_pending", "al_used")))
+            out.append((keys["io_pending"],
+                        (cur["upper_pending"], cur["lower_pending"], cur["al_used"])))
         if prev is None:
-            return out
-        dt = _interval(prev.t, t)
-        p = prev.counters
+            return
+        p, dt = prev
+        (r_ios, r_kib, w_ios, w_kib, hits, misses, starving, al_writes, bm_writes, completed,
+         errors) = _rates(p, cur, _DEVICE_RATES, dt)
         ms = round(dt * 1000)
         if "iostat" in want:
-            out.append((k("iostat"), (
-                ms, _rate(p, cur, "read_ios", dt), _rate(p, cur, "read_kib", dt),
-                _rate(p, cur, "write_ios", dt), _rate(p, cur, "write_kib", dt))))
+            out.append((keys["iostat"], (ms, r_ios, r_kib, w_ios, w_kib)))
         local = latency(p, cur, "local")
         master = latency(p, cur, "master")
         if "ioclat" in want:
-            out.append((k("ioclat"), (ms,) + local + master))
+            out.append((keys["ioclat"], (ms,) + local + master))
         if "alstat" in want:
-            out.append((k("alstat"), (
-                ms, cur.get("al_used"), _rate(p, cur, "al_hits", dt), _rate(p, cur, "al_misses", dt),
-                _rate(p, cur, "al_starving", dt), _rate(p, cur, "al_writes", dt),
-                _rate(p, cur, "bm_writes", dt))))
+            out.append((keys["alstat"], (
+                ms, cur["al_used"], hits, misses, starving, al_writes, bm_writes)))
         if "reqstat" in want:
-            out.append((k("reqstat"), (
-                ms, _rate(p, cur, "completed_ios", dt), local[1], master[1],
-                _sub(master[1], local[1]), _rate(p, cur, "io_errors", dt))))
-        return out
+            out.append((keys["reqstat"], (
+                ms, completed, local[1], master[1], _sub(master[1], local[1]), errors)))
 
-    def _peer_device(self, pd: PeerDevice, t: datetime, prev: _Prev | None,
-                     cur: dict[str, Any], want: set[str]) -> list[tuple[SeriesKey, Values]]:
+    @staticmethod
+    def _peer_device(pd: PeerDevice, prev: tuple[dict[str, Any], float] | None,
+                     cur: dict[str, Any], want: frozenset[str],
+                     out: list[tuple[SeriesKey, Values]]) -> None:
         if prev is None:
-            return []
-        out: list[tuple[SeriesKey, Values]] = []
-        k = (lambda typ: _key(typ, pd.name, pd.volume, pd.peer_node_id))
-        dt = _interval(prev.t, t)
-        p = prev.counters
+            return
+        keys = _peer_device_keys(pd.name, pd.volume, pd.peer_node_id)
+        p, dt = prev
+        acked, repl, rs = _rates(p, cur, _PEER_DEVICE_RATES, dt)
         ms = round(dt * 1000)
         if "peer_reqstat" in want:
             n = counter_delta(p.get("acked_ios"), cur.get("acked_ios"))
             s = counter_delta(p.get("net_lat_ns"), cur.get("net_lat_ns"))
             avg = (s / n / 1000.0) if n and s is not None else (0.0 if n == 0 else None)
-            out.append((k("peer_reqstat"), (
-                ms, _rate(p, cur, "acked_ios", dt), avg, cur.get("pending"), cur.get("unacked"))))
+            out.append((keys["peer_reqstat"], (
+                ms, acked, avg, cur.get("pending"), cur.get("unacked"))))
         if "resync_ratio" in want:
-            repl = _rate(p, cur, "repl_sent_kib", dt)
-            rs = _rate(p, cur, "rs_sent_kib", dt)
             if repl is None and rs is None:
                 # plain events2: sent data is resync if a resync ran at either
                 # end of the period, else replication
@@ -303,23 +322,21 @@ class Sampler:
                 repl, rs = (0.0, total) if syncing else (total, 0.0)
             both = (repl or 0.0) + (rs or 0.0)
             pct = (100.0 * (rs or 0.0) / both) if both > 0 else 0.0
-            out.append((k("resync_ratio"), (ms, repl, rs, pct, cur.get("oos_kib"))))
-        return out
+            out.append((keys["resync_ratio"], (ms, repl, rs, pct, cur.get("oos_kib"))))
 
-    def _connection(self, c: Connection, t: datetime, prev: _Prev | None,
-                    cur: dict[str, Any], want: set[str]) -> list[tuple[SeriesKey, Values]]:
-        out: list[tuple[SeriesKey, Values]] = []
-        k = (lambda typ: _key(typ, c.name, None, c.peer_node_id))
+    @staticmethod
+    def _connection(c: Connection, prev: tuple[dict[str, Any], float] | None,
+                    cur: dict[str, Any], want: frozenset[str],
+                    out: list[tuple[SeriesKey, Values]]) -> None:
+        keys = _connection_keys(c.name, c.peer_node_id)
         if "sendbuf" in want:
-            out.append((k("sendbuf"), self._gauges(
-                cur, "sndbuf_fill", "sndbuf_size", "ap_in_flight", "rs_in_flight")))
+            out.append((keys["sendbuf"], (
+                cur["sndbuf_fill"], cur["sndbuf_size"], cur["ap_in_flight"], cur["rs_in_flight"])))
         if prev is None or "network" not in want:
-            return out
-        dt = _interval(prev.t, t)
-        p = prev.counters
-        out.append((k("network"), (
-            round(dt * 1000), _rate(p, cur, "sent_bytes", dt), _rate(p, cur, "recv_bytes", dt))))
-        return out
+            return
+        p, dt = prev
+        sent, recv = _rates(p, cur, ("sent_bytes", "recv_bytes"), dt)
+        out.append((keys["network"], (round(dt * 1000), sent, recv)))
 
     @staticmethod
     def _memstat(module: dict[str, int] | None) -> tuple[SeriesKey, Values]:

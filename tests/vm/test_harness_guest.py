@@ -103,3 +103,44 @@ def test_data_written_with_o_direct_survives_killing_qemu(guest: Guest) -> None:
     assert guest.boots == boots + 1
     got = guest.check(f"dd if={disk.device} bs=1M skip=1 count=8 iflag=direct status=none | sha256sum").stdout.split()[0]
     assert got == want
+
+
+# ---- the tool zygote (harness/zygote_server.py) ----------------------------
+def _zygote_on(guest: Guest) -> None:
+    if guest.env.zygote is None:
+        pytest.skip("BSR_VM_ZYGOTE=0")
+
+
+def test_short_lived_tools_run_through_the_zygote_with_the_real_scripts_results(guest: Guest) -> None:
+    _zygote_on(guest)
+    assert guest.check("command -v bsrsetup").stdout.strip() == str(guest.env.zygote.bin_dir / "bsrsetup")
+    for cmd in ("bsrsetup --version", "bsradm --help", "bsrmeta --help", "bsrsetup status", "bsrsetup no-such-cmd"):
+        fast = guest.run(cmd, timeout=120)
+        real = guest.run(f'"$BSR_ZYGOTE_REAL"/{cmd}', timeout=120)
+        assert (fast.rc, fast.stdout, fast.stderr) == (real.rc, real.stdout, real.stderr), cmd
+    # bsrsetup without the module: exit 20, as from the real script
+    assert guest.run("bsrsetup status").rc == 20
+
+
+def test_zygote_tool_gets_stdin_cwd_and_environment(guest: Guest) -> None:
+    _zygote_on(guest)
+    conf = "resource r0 {\n  on nodeX {\n    node-id 0;\n    address ipv4 10.0.0.1:7789;\n" \
+           "    volume 0 { device /dev/bsr0 minor 0; disk /dev/vda; meta-disk internal; }\n  }\n}\n"
+    r = guest.check(f"mkdir -p /tmp/zc && cd /tmp/zc && printf %s '{conf}' > rel.conf && "
+                    "BSR_HOSTNAME=nodeX bsradm -c rel.conf -d up r0 && "
+                    f"printf %s '{conf}' | BSR_HOSTNAME=nodeX bsradm -c /dev/stdin -d up r0", timeout=120)
+    lines = r.stdout.splitlines()
+    assert lines[0] == "bsrsetup new-resource r0 0", r.stdout
+    assert lines[: len(lines) // 2] == lines[len(lines) // 2:]
+
+
+def test_killing_a_zygote_client_kills_its_tool(guest: Guest, bsr_ko) -> None:
+    _zygote_on(guest)
+    guest.insmod(bsr_ko)
+    children = "pgrep -P $(pgrep -f zygote_server.py | head -n1) | wc -l"
+    start = time.monotonic()
+    r = guest.run("timeout 3 bsrsetup events2", timeout=60)
+    assert r.rc == 124, r  # timeout(1)'s SIGTERM was forwarded; the tool ended
+    assert time.monotonic() - start < 30
+    r = guest.run("bsrsetup events2 >/dev/null & sleep 2; kill -9 $!; sleep 2; " + children, timeout=60)
+    assert r.stdout.strip() == "0", r  # SIGKILL cannot be forwarded: the server noticed

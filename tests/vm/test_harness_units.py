@@ -1,8 +1,16 @@
 """Host-side pieces of the harness that need no guest."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pytest
+
+from harness import zygote
 from harness.kernel_log import find_problems, find_problems_in_text
 from harness.lab import HostUdpBuffers, NetemSettings, free_udp_ports
 
@@ -52,3 +60,60 @@ def test_free_udp_ports_are_distinct() -> None:
 def test_netem_settings_render_tc_arguments() -> None:
     assert NetemSettings(delay_ms=20, loss_pct=1.5, rate="100mbit").tc_args() == "delay 20ms loss 1.5% rate 100mbit"
     assert NetemSettings().tc_args() == ""
+
+
+# ---- the tool zygote, exercised on the host --------------------------------
+@pytest.fixture
+def host_zygote(tmp_path: Path):
+    repo = Path(__file__).resolve().parents[2]
+    zyg = zygote.build(tmp_path / "zyg", repo / "pyproject.toml")
+    sock = tmp_path / "z.sock"
+    args = [sys.executable, str(zygote.SERVER), str(sock)] + [f"{t}={e}" for t, e in zyg.entries]
+    server = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not sock.exists():
+        assert server.poll() is None and time.monotonic() < deadline, "zygote server did not start"
+        time.sleep(0.05)
+    env = dict(os.environ, BSR_ZYGOTE_SOCK=str(sock), BSR_ZYGOTE_REAL=str(Path(sys.executable).parent))
+    yield zyg, env, server
+    server.kill()
+    server.wait()
+
+
+def test_zygote_entry_points_are_the_console_scripts() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    entries = zygote.entry_points(repo / "pyproject.toml")
+    assert set(entries) == set(zygote.TOOLS)
+    assert entries["bsrsetup"] == "bsr.setup_cli:main"
+
+
+def test_zygote_client_matches_the_real_script(host_zygote) -> None:
+    zyg, env, _ = host_zygote
+    real_bin = Path(env["BSR_ZYGOTE_REAL"])
+    for argv in (["bsrsetup", "--version"], ["bsradm", "--help"], ["bsrsetup", "nope"],
+                 ["bsradm", "-c", "/dev/stdin", "dump"]):
+        fast = subprocess.run([str(zyg.bin_dir / argv[0])] + argv[1:], env=env, capture_output=True,
+                              text=True, input="resource r0 {}\n", timeout=60)
+        real = subprocess.run([str(real_bin / argv[0])] + argv[1:], env=env, capture_output=True,
+                              text=True, input="resource r0 {}\n", timeout=60)
+        assert (fast.returncode, fast.stdout, fast.stderr) == (real.returncode, real.stdout, real.stderr), argv
+
+
+def test_zygote_client_falls_back_to_the_real_script_without_a_server(host_zygote, tmp_path: Path) -> None:
+    zyg, env, _ = host_zygote
+    env = dict(env, BSR_ZYGOTE_SOCK=str(tmp_path / "absent.sock"))
+    r = subprocess.run([str(zyg.bin_dir / "bsrsetup"), "--version"], env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and "bsrsetup" in r.stdout
+
+
+def test_zygote_forwards_signals_and_reports_death_by_signal(host_zygote, tmp_path: Path) -> None:
+    zyg, env, _ = host_zygote
+    # a tool that blocks reading stdin until told otherwise
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    client = subprocess.Popen([str(zyg.bin_dir / "bsradm"), "-c", str(fifo), "dump"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.0)
+    client.send_signal(signal.SIGTERM)
+    assert client.wait(timeout=30) == 128 + signal.SIGTERM

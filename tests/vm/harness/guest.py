@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import pyzip
+from . import pyzip, zygote
 from .kernel import KernelEnv
 
 AGENT = Path(__file__).with_name("agent.py")
@@ -202,9 +202,11 @@ class Guest:
         if self.spec.rwdir is not None:
             cmd += ["--rwdir", str(self.spec.rwdir)]
         cmd += [f"-o={' '.join(qemu_opts)}"]
-        agent = f"/usr/bin/python3 {shlex.quote(str(AGENT))}"
+        agent = f"exec /usr/bin/python3 {shlex.quote(str(AGENT))}"
+        if self.env.zygote is not None:
+            agent = f"{self.env.zygote.server_command(self.env.venv_python, self.pythonpath)} {agent}"
         if self.env.pyzip is not None:
-            agent = f"cp {shlex.quote(str(self.env.pyzip))} {pyzip.GUEST_PATH}; exec {agent}"
+            agent = f"cp {shlex.quote(str(self.env.pyzip))} {pyzip.GUEST_PATH}; {agent}"
         cmd += ["-e", agent]
         return cmd
 
@@ -275,6 +277,11 @@ class Guest:
         )
 
     def _after_boot(self) -> None:
+        if self.env.zygote is not None:
+            r = self.run(f"timeout 120 sh -c 'until test -S {zygote.GUEST_SOCK}; do sleep 0.2; done' || "
+                         f"{{ cat {zygote.GUEST_LOG}; exit 1; }}", timeout=150)
+            if r.rc != 0:
+                raise GuestBootError(f"[{self.name}] tool zygote did not start:\n{r.stdout}{r.stderr}")
         by_serial = self.check(
             "for d in /sys/block/vd*; do [ -e \"$d\" ] && echo \"$(basename $d) $(cat $d/serial)\"; done; true",
             timeout=30,
@@ -359,10 +366,11 @@ class Guest:
     # ---- commands ----------------------------------------------------
     def run_async(self, cmd: str, timeout: float = 60, env: dict[str, str] | None = None) -> "Pending":
         """Start ``cmd`` (bash) in the guest and return at once."""
-        guest_env = {
-            "PATH": f"{self.env.venv_bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "PYTHONPATH": self.pythonpath,
-        }
+        path = f"{self.env.venv_bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        guest_env = {"PATH": path, "PYTHONPATH": self.pythonpath}
+        if self.env.zygote is not None:
+            guest_env["PATH"] = f"{self.env.zygote.bin_dir}:{path}"
+            guest_env.update(self.env.zygote.guest_env(self.env.venv_bin))
         guest_env.update(env or {})
         fut = self._send({"op": "run", "cmd": cmd, "timeout": timeout, "env": guest_env})
         return Pending(self, cmd, timeout, fut)

@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import pyzip
+from . import pyzip, zygote
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -42,6 +42,7 @@ class KernelEnv:
     venv_bin: Path
     repo: Path = REPO
     pyzip: Path | None = None  # compiled modules the guest copies to tmpfs
+    zygote: zygote.Zygote | None = None  # pre-imported tools (BSR_VM_ZYGOTE=0: off)
 
     @property
     def venv_python(self) -> Path:
@@ -74,8 +75,14 @@ def find_env() -> tuple[KernelEnv | None, str]:
     vmlinuz = Path("/boot") / f"vmlinuz-{kver}"
     if not os.access(vmlinuz, os.R_OK):
         return None, f"{vmlinuz} not readable"
+    zyg = None
+    if zygote.enabled():
+        try:
+            zyg = zygote.build(REPO / ".cache" / "zygote", REPO / "pyproject.toml")
+        except RuntimeError as e:
+            return None, str(e)
     return KernelEnv(kver=kver, vmlinuz=vmlinuz, vng=vng, qemu=Path(qemu), venv_bin=venv_bin,
-                     pyzip=pyzip.build(REPO / ".cache" / "guest-py")), ""
+                     pyzip=pyzip.build(REPO / ".cache" / "guest-py"), zygote=zyg), ""
 
 
 def build_module(env: KernelEnv, subdir: Path | None = None) -> Path:

@@ -102,6 +102,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Modules that use the session's two-node lab run last, together, so
+    # its two guests are not left idling (and scanned) beside the others.
+    with_lab = {item.module for item in items if "lab" in getattr(item, "fixturenames", ())}
+    items.sort(key=lambda item: getattr(item, "module", None) in with_lab)
     reg = registry_of(config)
     if reg.env is not None:
         return
@@ -294,13 +298,14 @@ def bsr_node(_module_bsr_node: Guest, bsr_ko: Path, request: pytest.FixtureReque
     g.rmmod("bsr")
 
 
-@pytest.fixture(scope="module")
-def _module_lab(kernel_env: KernelEnv, guest_registry: Registry, vm_workdir: Path,
-                request: pytest.FixtureRequest) -> Iterator[Lab]:
+@pytest.fixture(scope="session")
+def _session_lab(kernel_env: KernelEnv, guest_registry: Registry, vm_workdir: Path) -> Iterator[Lab]:
+    """One lab for the whole session: a boot pair costs ~30 s under TCG and
+    every two-node module would otherwise pay it (the ``lab`` fixture
+    resets link, modules and kernel-log cursor between tests)."""
     buffers = HostUdpBuffers()
     raised = buffers.raise_()
-    modname = request.module.__name__.rsplit(".", 1)[-1]
-    lab = Lab(kernel_env, vm_workdir / modname / "lab")
+    lab = Lab(kernel_env, vm_workdir / "lab")
     lab.udp_buffers_raised = raised  # type: ignore[attr-defined]
     for g in lab.nodes:
         if guest_registry.kmemleak:
@@ -317,11 +322,11 @@ def _module_lab(kernel_env: KernelEnv, guest_registry: Registry, vm_workdir: Pat
 
 
 @pytest.fixture
-def lab(_module_lab: Lab, guest_registry: Registry) -> Iterator[Lab]:
+def lab(_session_lab: Lab, guest_registry: Registry) -> Iterator[Lab]:
     """Two guests ``lab.a``/``lab.b`` on 198.18.0.1-2/24 and fd00::1-2 with a
     9000-byte MTU dgram link; each test starts with both running, the link
     healthy and unshaped, and bsr.ko not loaded."""
-    lab_ = _module_lab
+    lab_ = _session_lab
     lab_.boot()  # boots only nodes that are down
     lab_.reset()
     for g in lab_.nodes:

@@ -68,6 +68,7 @@ static void dev_io_failed(struct bsr_device *dev)
 		return;
 	pr_err("%s: I/O error on the backing disk, detaching (on-io-error detach)\n",
 	       dev->disk->disk_name);
+	bsr_vj_detaching(dev, false, NULL, 0);
 	bsr_set_disk_state(dev, BSR_DISK_STATE_FAILED);
 	close_backing(dev);
 }
@@ -197,7 +198,7 @@ int bsr_destroy_device(struct bsr_device *dev, char *why, size_t whylen)
 	struct bsr_connection *c;
 	struct bsr_peer_device *pd;
 	unsigned long flags;
-	int open;
+	int open, err;
 
 	if (dev->backing) {
 		snprintf(why, whylen, "%s: still attached, detach first",
@@ -213,6 +214,11 @@ int bsr_destroy_device(struct bsr_device *dev, char *why, size_t whylen)
 		snprintf(why, whylen, "%s: device is held open by someone",
 			 dev->disk->disk_name);
 		return -EBUSY;
+	}
+	err = bsr_vj_forget(dev, why, whylen);
+	if (err) {
+		dev->dying = false;
+		return err;
 	}
 	list_for_each_entry(c, &dev->resource->connections, list) {
 		pd = bsr_find_peer_device(c, dev->volume);
@@ -315,13 +321,14 @@ int bsr_attach(struct bsr_device *dev, const struct bsr_disk_conf *dc,
 	if (dev->resource->role == BSR_ROLE_PRIMARY)
 		bsr_md_change_flags(b, BSR_MDF_PRIMARY_IND, 0);
 	bsr_set_disk_state(dev, bsr_disk_state_from_md(b));
+	bsr_vj_attached(dev);
 	return 0;
 }
 
 int bsr_detach(struct bsr_device *dev, bool force, char *why, size_t whylen)
 {
 	unsigned long flags;
-	int open;
+	int open, err;
 
 	if (!dev->backing) {
 		snprintf(why, whylen, "%s: not attached", dev->disk->disk_name);
@@ -336,6 +343,9 @@ int bsr_detach(struct bsr_device *dev, bool force, char *why, size_t whylen)
 			 dev->disk->disk_name);
 		return -EBUSY;
 	}
+	err = bsr_vj_detaching(dev, true, why, whylen);
+	if (err)
+		return err;
 	bsr_set_disk_state(dev, BSR_DISK_STATE_DETACHING);
 	close_backing(dev);
 	return 0;

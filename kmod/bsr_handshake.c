@@ -53,6 +53,7 @@ struct hs_ctx {
 	u32 my_role;
 	u32 peer_role;
 	u32 peer_flags;
+	bool online;		/* one volume joins a Connected connection */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -233,8 +234,8 @@ static int authenticate(struct bsr_net *n)
 
 /* ------------------------------------------------------------ volumes */
 
-static void snapshot_volume(struct bsr_net *n, struct bsr_peer_device *pd,
-			    struct bsr_hs_vol *v)
+void bsr_hs_snapshot(struct bsr_net *n, struct bsr_peer_device *pd,
+		     struct bsr_hs_vol *v)
 {
 	struct bsr_device *dev = pd->device;
 	struct bsr_md_info md;
@@ -283,7 +284,7 @@ static int snapshot(struct hs_ctx *hc)
 		return -ENOMEM;
 	}
 	list_for_each_entry(pd, &c->peer_devices, list)
-		snapshot_volume(hc->n, pd, &hc->me[i++]);
+		bsr_hs_snapshot(hc->n, pd, &hc->me[i++]);
 	hc->my_role = c->resource->role;
 	mutex_unlock(&bsr_cfg_mutex);
 	return 0;
@@ -303,24 +304,13 @@ static int send_volumes(struct hs_ctx *hc)
 
 	for (i = 0; i < hc->count; i++) {
 		struct bsr_hs_vol *v = &hc->me[i];
-		struct p_sizes s = {
-			.max_sectors = cpu_to_be64(v->max_sectors),
-			.cur_sectors = cpu_to_be64(v->cur_sectors),
-			.user_sectors = cpu_to_be64(v->user_sectors),
-		};
-		struct p_uuids u = {
-			.current_uuid = cpu_to_be64(v->current_uuid),
-			.bitmap_uuid = cpu_to_be64(v->bitmap_uuid),
-			.oos_sectors = cpu_to_be64(v->oos_sectors),
-			.md_flags = cpu_to_be32(v->md_flags),
-			.disk_state = cpu_to_be32(v->disk_state),
-		};
-		int k;
+		struct p_vol_join j;
 
-		for (k = 0; k < 4; k++)
-			u.history[k] = cpu_to_be64(v->history[k]);
-		err = bsr_send(&n->data, P_SIZES, v->volume, &s, sizeof(s)) ?:
-		      bsr_send(&n->data, P_UUIDS, v->volume, &u, sizeof(u));
+		bsr_hs_put_vol(v, &j.sizes, &j.uuids);
+		err = bsr_send(&n->data, P_SIZES, v->volume, &j.sizes,
+			       sizeof(j.sizes)) ?:
+		      bsr_send(&n->data, P_UUIDS, v->volume, &j.uuids,
+			       sizeof(j.uuids));
 		if (err)
 			return err;
 	}
@@ -338,32 +328,44 @@ static struct bsr_hs_vol *peer_vol(struct hs_ctx *hc, u16 volume)
 	return NULL;
 }
 
-static int take_sizes(struct hs_ctx *hc, struct bsr_pkt_hdr *h)
+/* This node's facts of one volume as they go on the wire. */
+void bsr_hs_put_vol(const struct bsr_hs_vol *v, struct p_sizes *s,
+		    struct p_uuids *u)
 {
-	struct p_sizes *s = hc->n->data.rbuf;
-	struct bsr_hs_vol *v = peer_vol(hc, be16_to_cpu(h->volume));
+	int k;
 
-	if (!v)
-		return 0;	/* a volume only the peer has: ignored */
+	memset(s, 0, sizeof(*s));
+	memset(u, 0, sizeof(*u));
+	s->max_sectors = cpu_to_be64(v->max_sectors);
+	s->cur_sectors = cpu_to_be64(v->cur_sectors);
+	s->user_sectors = cpu_to_be64(v->user_sectors);
+	u->current_uuid = cpu_to_be64(v->current_uuid);
+	u->bitmap_uuid = cpu_to_be64(v->bitmap_uuid);
+	u->oos_sectors = cpu_to_be64(v->oos_sectors);
+	u->md_flags = cpu_to_be32(v->md_flags);
+	u->disk_state = cpu_to_be32(v->disk_state);
+	for (k = 0; k < 4; k++)
+		u->history[k] = cpu_to_be64(v->history[k]);
+}
+
+void bsr_hs_get_sizes(struct bsr_hs_vol *v, const struct p_sizes *s)
+{
 	v->max_sectors = be64_to_cpu(s->max_sectors);
 	v->cur_sectors = be64_to_cpu(s->cur_sectors);
 	v->user_sectors = be64_to_cpu(s->user_sectors);
-	return 0;
 }
 
-static int take_uuids(struct hs_ctx *hc, struct bsr_pkt_hdr *h)
+/* The peer's P_UUIDS part of volume @volume; -EPROTO for a bad one. */
+int bsr_hs_get_uuids(struct bsr_hs_vol *v, u16 volume,
+		     const struct p_uuids *u)
 {
-	struct p_uuids *u = hc->n->data.rbuf;
-	struct bsr_hs_vol *v = peer_vol(hc, be16_to_cpu(h->volume));
 	u32 ds = be32_to_cpu(u->disk_state);
 	int k;
 
 	if (ds > BSR_DISK_STATE_UPTODATE)
-		return bsr_proto_err(hc->n, &hc->n->data, "bad disk state", h);
-	if (!v)
-		return 0;
+		return -EPROTO;
 	v->present = true;
-	v->volume = be16_to_cpu(h->volume);
+	v->volume = volume;
 	v->disk_state = ds;
 	v->has_disk = bsr_disk_usable(ds);
 	v->current_uuid = be64_to_cpu(u->current_uuid);
@@ -372,6 +374,26 @@ static int take_uuids(struct hs_ctx *hc, struct bsr_pkt_hdr *h)
 	v->md_flags = be32_to_cpu(u->md_flags);
 	for (k = 0; k < 4; k++)
 		v->history[k] = be64_to_cpu(u->history[k]);
+	return 0;
+}
+
+static int take_sizes(struct hs_ctx *hc, struct bsr_pkt_hdr *h)
+{
+	struct bsr_hs_vol *v = peer_vol(hc, be16_to_cpu(h->volume));
+
+	if (v)	/* else a volume only the peer has: ignored */
+		bsr_hs_get_sizes(v, hc->n->data.rbuf);
+	return 0;
+}
+
+static int take_uuids(struct hs_ctx *hc, struct bsr_pkt_hdr *h)
+{
+	struct bsr_hs_vol *v = peer_vol(hc, be16_to_cpu(h->volume));
+	struct bsr_hs_vol ignored;
+
+	if (bsr_hs_get_uuids(v ?: &ignored, be16_to_cpu(h->volume),
+			     hc->n->data.rbuf))
+		return bsr_proto_err(hc->n, &hc->n->data, "bad disk state", h);
 	return 0;
 }
 
@@ -515,7 +537,7 @@ static enum hs_decision resolve_split_brain(struct hs_ctx *hc, u32 i)
 {
 	const struct bsr_hs_vol *me = &hc->me[i], *peer = &hc->peer[i];
 	struct bsr_net *n = hc->n;
-	bool mine = n->discard_my_data;
+	bool mine = !hc->online && n->discard_my_data;
 	bool theirs = hc->peer_flags & BSR_STF_DISCARD_MY_DATA;
 	bool same_base = me->bitmap_uuid && me->bitmap_uuid == peer->bitmap_uuid;
 
@@ -653,6 +675,29 @@ static int decide_all(struct hs_ctx *hc)
 	n->hs_count = hc->count;
 	n->peer_role = hc->peer_role;
 	return 0;
+}
+
+/*
+ * The decision for one volume that joins a connection which is already
+ * Connected (bsr_vol_join.c): the same rules as at connect time, with the
+ * roles as they are now and no discard-my-data.
+ */
+int bsr_hs_decide_one(struct bsr_net *n, const struct bsr_hs_vol *me,
+		      const struct bsr_hs_vol *peer, u32 my_role,
+		      u32 peer_role, struct bsr_hs_result *r)
+{
+	struct bsr_hs_vol mine = *me, theirs = *peer;
+	struct hs_ctx hc = {
+		.n = n,
+		.count = 1,
+		.me = &mine,
+		.peer = &theirs,
+		.my_role = my_role,
+		.peer_role = peer_role,
+		.online = true,
+	};
+
+	return decide_volume(&hc, 0, r);
 }
 
 int bsr_handshake(struct bsr_net *n)

@@ -220,6 +220,15 @@ struct bsr_path *bsr_create_path(struct bsr_connection *conn,
 				 const struct bsr_ctx *ctx);
 void bsr_destroy_path(struct bsr_path *path);
 
+/*
+ * bsr_vol_join.c: a volume attached, detached or deleted while its
+ * connections may be Connected (bsr_cfg_mutex held).
+ */
+void bsr_vj_attached(struct bsr_device *dev);
+int bsr_vj_detaching(struct bsr_device *dev, bool may_refuse,
+		     char *why, size_t whylen);
+int bsr_vj_forget(struct bsr_device *dev, char *why, size_t whylen);
+
 /* bsr_receiver.c: the replication network of a connection */
 struct net;
 int bsr_conn_connect(struct bsr_connection *conn, struct net *net,

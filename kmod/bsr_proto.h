@@ -46,7 +46,9 @@ enum bsr_packet {
 	P_PING = 9,		/* meta */
 	P_PING_ACK = 10,	/* meta */
 	P_DISCONNECT = 11,	/* data: the peer is going away on purpose */
-	P_CORE_LAST = P_DISCONNECT,
+	P_VOL_JOIN = 12,	/* data, per volume, Connected: p_vol_join */
+	P_VOL_LEAVE = 13,	/* data, per volume, Connected: p_vol_leave */
+	P_CORE_LAST = P_VOL_LEAVE,
 
 	/* write replication (bsr_repl.c, bsr_peer_req.c): 32..47 */
 	P_DATA = 32,		/* data, per volume: p_data + the data */
@@ -125,10 +127,28 @@ struct p_disconnect {
 	__be32 reason;		/* 0 admin request, 1 module unload */
 } __packed;
 
+/*
+ * A volume attached (P_VOL_JOIN) or detached (P_VOL_LEAVE) on a connection
+ * that is already Connected.  Each side sends its P_VOL_JOIN once its own
+ * disk is there (or in answer to the peer's); with both in hand, each
+ * decides like the handshake does for that volume alone.  The other
+ * volumes and the connection are not touched.
+ */
+struct p_vol_join {
+	struct p_sizes sizes;
+	struct p_uuids uuids;
+} __packed;
+
+struct p_vol_leave {
+	__be32 reason;		/* 0 detach, 1 I/O error */
+	__be32 pad;
+} __packed;
+
 static_assert(sizeof(struct bsr_pkt_hdr) == 16);
 static_assert(sizeof(struct p_hello) == 24);
 static_assert(sizeof(struct p_features) == 24 + BSR_ALG_LEN + 64);
 static_assert(sizeof(struct p_uuids) == 64);
+static_assert(sizeof(struct p_vol_join) == 88);
 
 /* ------------------------------------------------ write replication */
 

@@ -43,6 +43,8 @@ static const struct bsr_pkt_rule core_rules[P_CORE_LAST + 1] = {
 	[P_PING] = { 0, 0, 0, M },
 	[P_PING_ACK] = { 0, 0, 0, M },
 	[P_DISCONNECT] = { sizeof(struct p_disconnect), sizeof(struct p_disconnect), 0, D },
+	[P_VOL_JOIN] = { sizeof(struct p_vol_join), sizeof(struct p_vol_join), 0, D, true },
+	[P_VOL_LEAVE] = { sizeof(struct p_vol_leave), sizeof(struct p_vol_leave), 0, D, true },
 };
 #undef D
 #undef M
@@ -277,6 +279,7 @@ static bool enter_connected(struct bsr_net *n)
 
 	if (!net_lock(n))
 		return false;
+	bsr_vj_reset(n);
 	c->peer_role = n->peer_role;
 	c->agreed_proto = n->agreed_proto;
 	set_cstate(c, BSR_CONN_STATE_CONNECTED);
@@ -332,6 +335,9 @@ static int dispatch_connected(struct bsr_net *n, struct bsr_pkt_hdr *h)
 	if (cmd >= P_RS_FIRST && cmd <= P_RS_LAST)
 		return bsr_rs_recv(n, h);
 	switch (cmd) {
+	case P_VOL_JOIN:
+	case P_VOL_LEAVE:
+		return bsr_vj_recv(n, h);
 	case P_DISCONNECT:
 		pr_info("%s peer %u: peer disconnects\n", n->res_name,
 			n->peer_node_id);
@@ -493,6 +499,7 @@ static void free_net(struct bsr_net *n)
 	kvfree(n->data.rbuf);
 	kfree(n->meta.rbuf);
 	kfree(n->hs);
+	bsr_vj_reset(n);
 	if (n->net)
 		put_net(n->net);
 	kfree(n);
@@ -529,6 +536,7 @@ static struct bsr_net *alloc_net(struct bsr_connection *c, char *why,
 	n->passive = n->my_node_id > n->peer_node_id;
 	strscpy(n->res_name, c->resource->name, sizeof(n->res_name));
 	init_waitqueue_head(&n->wq);
+	INIT_LIST_HEAD(&n->joins);
 	mutex_init(&n->sock_mutex);
 	init_stream(&n->data, c, BSR_STREAM_DATA);
 	init_stream(&n->meta, c, BSR_STREAM_META);

@@ -29,12 +29,13 @@
 #include "bsr_peer_req.h"
 
 #define MAX_TARGETS	4	/* live peers a write goes to at once */
+#define JOIN_SLACK	16	/* volumes that may join a live connection */
 
 /* A live (connected) peer of one device. */
 struct bsr_repl_target {
 	struct list_head list;		/* on dev->repl_targets */
 	struct bsr_repl *rc;
-	struct bsr_peer_device *pd;
+	struct bsr_peer_device *pd;	/* NULL: its device was deleted */
 	int slot;
 };
 
@@ -77,9 +78,22 @@ struct bsr_repl {
 	struct work_struct ack_work;
 	struct delayed_work ko_work;
 
+	/*
+	 * Entries [0, nr_targets) are valid; a volume that joins while
+	 * Connected appends one (up to cap_targets) and publishes it with a
+	 * release store, so that the connection thread may walk them
+	 * without a lock.
+	 */
 	u32 nr_targets;
+	u32 cap_targets;
 	struct bsr_repl_target targets[];
 };
+
+static u32 nr_targets(struct bsr_repl *rc)
+{
+	/* pairs with bsr_repl_join(): the entries below are initialised */
+	return smp_load_acquire(&rc->nr_targets);
+}
 
 static DEFINE_SPINLOCK(repl_conn_lock);	/* conn->repl */
 static DECLARE_WAIT_QUEUE_HEAD(repl_acked_wq);	/* repl_pending hit 0 */
@@ -507,9 +521,12 @@ static struct bsr_peer_device *rc_pd(struct bsr_repl *rc, u16 vol)
 {
 	u32 i;
 
-	for (i = 0; i < rc->nr_targets; i++)
-		if (rc->targets[i].pd->device->volume == vol)
-			return rc->targets[i].pd;
+	for (i = 0; i < nr_targets(rc); i++) {
+		struct bsr_peer_device *pd = READ_ONCE(rc->targets[i].pd);
+
+		if (pd && pd->device->volume == vol)
+			return pd;
+	}
 	return NULL;
 }
 
@@ -624,10 +641,11 @@ static void flush_disks(struct bsr_repl *rc)
 {
 	u32 i;
 
-	for (i = 0; i < rc->nr_targets; i++) {
-		struct bsr_device *dev = rc->targets[i].pd->device;
+	for (i = 0; i < nr_targets(rc); i++) {
+		struct bsr_peer_device *pd = READ_ONCE(rc->targets[i].pd);
+		struct bsr_device *dev = pd ? pd->device : NULL;
 
-		if (!READ_ONCE(dev->disk_flushes) || !bsr_get_ldev(dev))
+		if (!dev || !READ_ONCE(dev->disk_flushes) || !bsr_get_ldev(dev))
 			continue;
 		blkdev_issue_flush(bsr_backing_bdev(dev->backing));
 		bsr_put_ldev(dev);
@@ -665,8 +683,8 @@ static int recv_oos(struct bsr_repl *rc, struct bsr_pkt_hdr *h)
 	if (!pd || size & 511 ||
 	    sector + (size >> 9) > get_capacity(pd->device->disk))
 		return bsr_proto_err(rc->n, &rc->n->data, "bad out-of-sync range", h);
-	for (i = 0; i < rc->nr_targets; i++)
-		if (rc->targets[i].pd == pd)
+	for (i = 0; i < nr_targets(rc); i++)
+		if (READ_ONCE(rc->targets[i].pd) == pd)
 			mark_oos(pd->device, rc->targets[i].slot, sector,
 				 size >> 9);
 	return 0;
@@ -701,6 +719,32 @@ static u32 count_pds(struct bsr_connection *c)
 	return nr;
 }
 
+/* The bitmap slot of @t's peer on its device, -1 without a disk. */
+static void target_slot(struct bsr_repl_target *t)
+{
+	struct bsr_peer_device *pd = t->pd;
+
+	t->slot = -1;
+	if (!bsr_get_ldev(pd->device))
+		return;
+	t->slot = bsr_bm_slot_assign(pd->device->backing,
+				     pd->connection->peer_node_id);
+	if (t->slot >= 0 && t->slot < BITS_PER_LONG)
+		set_bit(t->slot, &pd->device->repl_slots);
+	else
+		t->slot = -1;
+	bsr_put_ldev(pd->device);
+}
+
+static void init_target(struct bsr_repl *rc, struct bsr_repl_target *t,
+			struct bsr_peer_device *pd)
+{
+	t->rc = rc;
+	t->pd = pd;
+	INIT_LIST_HEAD(&t->list);
+	target_slot(t);
+}
+
 static struct bsr_repl *alloc_repl(struct bsr_net *n)
 {
 	struct bsr_connection *c = n->conn;
@@ -713,28 +757,16 @@ static struct bsr_repl *alloc_repl(struct bsr_net *n)
 			return ERR_PTR(-EINTR);
 		usleep_range(5000, 10000);
 	}
-	rc = kzalloc(struct_size(rc, targets, count_pds(c)), GFP_NOIO);
+	i = count_pds(c) + JOIN_SLACK;
+	rc = kzalloc(struct_size(rc, targets, i), GFP_NOIO);
 	if (!rc) {
 		mutex_unlock(&bsr_cfg_mutex);
 		return ERR_PTR(-ENOMEM);
 	}
-	list_for_each_entry(pd, &c->peer_devices, list) {
-		struct bsr_repl_target *t = &rc->targets[i++];
-
-		t->rc = rc;
-		t->pd = pd;
-		t->slot = -1;
-		INIT_LIST_HEAD(&t->list);
-		if (bsr_get_ldev(pd->device)) {
-			t->slot = bsr_bm_slot_assign(pd->device->backing,
-						     c->peer_node_id);
-			if (t->slot >= 0 && t->slot < BITS_PER_LONG)
-				set_bit(t->slot, &pd->device->repl_slots);
-			else
-				t->slot = -1;
-			bsr_put_ldev(pd->device);
-		}
-	}
+	rc->cap_targets = i;
+	i = 0;
+	list_for_each_entry(pd, &c->peer_devices, list)
+		init_target(rc, &rc->targets[i++], pd);
 	rc->nr_targets = i;
 	mutex_unlock(&bsr_cfg_mutex);
 	return rc;
@@ -791,9 +823,13 @@ void bsr_repl_stop(struct bsr_net *n)
 	spin_lock_irq(&rc->lock);
 	rc->live = false;
 	spin_unlock_irq(&rc->lock);
-	for (i = 0; i < rc->nr_targets; i++) {
-		struct bsr_device *dev = rc->targets[i].pd->device;
+	for (i = 0; i < nr_targets(rc); i++) {
+		struct bsr_peer_device *pd = READ_ONCE(rc->targets[i].pd);
+		struct bsr_device *dev;
 
+		if (!pd)
+			continue;
+		dev = pd->device;
 		spin_lock_irq(&dev->range_lock);
 		list_del_init(&rc->targets[i].list);
 		spin_unlock_irq(&dev->range_lock);
@@ -880,8 +916,8 @@ int bsr_repl_may_detach(struct bsr_device *dev, char *why, size_t whylen)
 	struct bsr_connection *c;
 
 	lockdep_assert_held(&bsr_cfg_mutex);
-	if (res->role != BSR_ROLE_PRIMARY)
-		return 0;
+	if (res->role != BSR_ROLE_PRIMARY || !READ_ONCE(dev->open_cnt))
+		return 0;	/* nobody's I/O depends on the disk */
 	list_for_each_entry(c, &res->connections, list) {
 		if (c->cstate != BSR_CONN_STATE_CONNECTED)
 			continue;
@@ -927,4 +963,110 @@ void bsr_repl_peer_stats(struct bsr_peer_device *pd,
 void bsr_repl_conn_stats(struct bsr_connection *c, struct bsr_conn_stats *cs)
 {
 	cs->ap_in_flight = atomic64_read(&c->ap_in_flight);
+}
+
+/* ------------------------------------- volumes joining while Connected */
+
+static struct bsr_repl_target *find_target(struct bsr_repl *rc,
+					   struct bsr_peer_device *pd)
+{
+	u32 i;
+
+	for (i = 0; i < nr_targets(rc); i++)
+		if (rc->targets[i].pd == pd)
+			return &rc->targets[i];
+	return NULL;
+}
+
+/* The live connection of @c pinned (its streams stay up), or NULL. */
+struct bsr_net *bsr_repl_pin(struct bsr_connection *c)
+{
+	struct bsr_repl *rc = conn_repl_get(c);
+
+	return rc ? rc->n : NULL;
+}
+
+void bsr_repl_unpin(struct bsr_connection *c)
+{
+	release_sender(c->repl);
+}
+
+/*
+ * With bsr_cfg_mutex: @pd (its device just got a disk) takes part in the
+ * live connection: a target for its writes, a bitmap slot.  Its writes go
+ * out once the peer's disk is known (target_usable()).
+ */
+int bsr_repl_join(struct bsr_peer_device *pd)
+{
+	struct bsr_repl *rc = conn_repl_get(pd->connection);
+	struct bsr_device *dev = pd->device;
+	struct bsr_repl_target *t;
+	int err = 0;
+	u32 nr;
+
+	lockdep_assert_held(&bsr_cfg_mutex);
+	if (!rc)
+		return -ENOTCONN;
+	t = find_target(rc, pd);
+	nr = rc->nr_targets;
+	if (t) {
+		target_slot(t);
+	} else if (nr < rc->cap_targets) {
+		t = &rc->targets[nr];
+		init_target(rc, t, pd);
+		spin_lock_irq(&dev->range_lock);
+		list_add_tail(&t->list, &dev->repl_targets);
+		spin_unlock_irq(&dev->range_lock);
+		/* pairs with nr_targets(): publish the initialised entry */
+		smp_store_release(&rc->nr_targets, nr + 1);
+	} else {
+		err = -ENOSPC;
+	}
+	release_sender(rc);
+	return err;
+}
+
+/*
+ * With bsr_cfg_mutex, before @pd is freed (its device is deleted; it has
+ * no disk and nobody has it open).  Writes still in flight to or from
+ * the peer get a moment to be acknowledged; -EBUSY if they are not.
+ */
+int bsr_repl_forget(struct bsr_peer_device *pd, char *why, size_t whylen)
+{
+	struct bsr_connection *c = pd->connection;
+	unsigned long left = drain_timeout(c);
+	struct bsr_repl_target *t;
+	struct bsr_repl *rc;
+
+	lockdep_assert_held(&bsr_cfg_mutex);
+	left = wait_event_timeout(repl_acked_wq,
+				  !atomic_read(&pd->repl_pending), left);
+	while (atomic_read(&pd->repl_unacked) && left) {
+		msleep(20);
+		left -= min(left, msecs_to_jiffies(20));
+	}
+	if (atomic_read(&pd->repl_pending) || atomic_read(&pd->repl_unacked)) {
+		snprintf(why, whylen,
+			 "volume %u: writes exchanged with peer %s are not acknowledged yet",
+			 pd->device->volume, c->name);
+		return -EBUSY;
+	}
+	rc = conn_repl_get(c);
+	if (!rc) {
+		if (!READ_ONCE(c->repl))
+			return 0;
+		snprintf(why, whylen,
+			 "volume %u: the connection to peer %s is going down, try again",
+			 pd->device->volume, c->name);
+		return -EAGAIN;
+	}
+	t = find_target(rc, pd);
+	if (t) {
+		spin_lock_irq(&pd->device->range_lock);
+		list_del_init(&t->list);
+		spin_unlock_irq(&pd->device->range_lock);
+		WRITE_ONCE(t->pd, NULL);
+	}
+	release_sender(rc);
+	return 0;
 }

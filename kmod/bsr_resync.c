@@ -100,11 +100,20 @@ bool rs_state(struct rs_vol *v, enum bsr_repl_state rs,
 	return true;
 }
 
+/* Entries a volume joining while Connected may append (see rs_nr()). */
+#define RS_JOIN_SLACK	16
+
+static u32 rs_nr(struct bsr_rs_conn *rc)
+{
+	/* pairs with bsr_rs_join(): the entries below are initialised */
+	return smp_load_acquire(&rc->nr);
+}
+
 static struct rs_vol *rs_vol_of(struct bsr_rs_conn *rc, u16 volume)
 {
 	u32 i;
 
-	for (i = 0; i < rc->nr; i++)
+	for (i = 0; i < rs_nr(rc); i++)
 		if (rc->vols[i].volume == volume)
 			return &rc->vols[i];
 	return NULL;
@@ -807,14 +816,14 @@ static void periodic(struct bsr_rs_conn *rc)
 
 	if (bm_write) {
 		rc->next_bm_write = jiffies + 5 * HZ;
-		for (i = 0; i < rc->nr; i++)
+		for (i = 0; i < rs_nr(rc); i++)
 			if (rc->vols[i].slot >= 0 && active(&rc->vols[i]))
 				bsr_bm_write_dirty(rc->vols[i].dev->backing);
 	}
 	if (!progress)
 		return;
 	rc->next_progress = jiffies + HZ;
-	for (i = 0; i < rc->nr; i++) {
+	for (i = 0; i < rs_nr(rc); i++) {
 		if (!active(&rc->vols[i]) || !rs_lock(rc->n))
 			continue;
 		bsr_notify_peer_device(rc->vols[i].pd, BSR_NOTIFY_TYPE_CHANGE);
@@ -829,7 +838,7 @@ static int rs_worker(void *arg)
 
 	while (!kthread_should_stop()) {
 		clear_bit(RSC_KICK, &rc->flags);
-		for (i = 0; i < rc->nr; i++)
+		for (i = 0; i < rs_nr(rc); i++)
 			vol_step(&rc->vols[i]);
 		periodic(rc);
 		wait_event_interruptible_timeout(rc->waitq, kthread_should_stop() ||
@@ -840,6 +849,8 @@ static int rs_worker(void *arg)
 }
 
 /* ------------------------------------------------ connection lifetime */
+
+static void vol_act_on_state(struct rs_vol *v);
 
 static int setup_vol(struct bsr_net *n, struct rs_vol *v,
 		     struct bsr_peer_device *pd)
@@ -859,7 +870,14 @@ static int setup_vol(struct bsr_net *n, struct rs_vol *v,
 			n->res_name, v->volume, n->peer_node_id, v->slot);
 		return 0;
 	}
-	switch (pd->repl_state) {
+	vol_act_on_state(v);
+	return 0;
+}
+
+/* What the handshake decided for @v's peer device, as worker flags. */
+static void vol_act_on_state(struct rs_vol *v)
+{
+	switch (v->pd->repl_state) {
 	case BSR_REPL_STATE_STARTINGSYNCS:
 		set_bit(RSV_FULL, &v->flags);
 		fallthrough;
@@ -872,7 +890,6 @@ static int setup_vol(struct bsr_net *n, struct rs_vol *v,
 	default:
 		break;
 	}
-	return 0;
 }
 
 static struct bsr_rs_conn *alloc_rc(struct bsr_net *n)
@@ -884,6 +901,7 @@ static struct bsr_rs_conn *alloc_rc(struct bsr_net *n)
 
 	list_for_each_entry(pd, &c->peer_devices, list)
 		count++;
+	count += RS_JOIN_SLACK;
 	rc = kzalloc(struct_size(rc, vols, count), GFP_KERNEL);
 	if (!rc)
 		return NULL;
@@ -898,6 +916,7 @@ static struct bsr_rs_conn *alloc_rc(struct bsr_net *n)
 		return NULL;
 	}
 	rc->n = n;
+	rc->cap = count;
 	return rc;
 }
 
@@ -969,7 +988,7 @@ void bsr_rs_stop(struct bsr_net *n)
 	wait_event(rc->waitq, !atomic_read(&rc->pending_io));
 	flush_workqueue(rc->wq);
 	destroy_workqueue(rc->wq);
-	for (i = 0; i < rc->nr; i++) {
+	for (i = 0; i < rs_nr(rc); i++) {
 		struct rs_vol *v = &rc->vols[i];
 
 		if (v->slot < 0)
@@ -1185,4 +1204,95 @@ void bsr_rs_fill_stats(struct bsr_peer_device *pd,
 	ps->rs_sent_sectors = atomic64_read(&st->sent);
 	ps->rs_paused_ms = atomic64_read(&st->paused_ms);
 	ps->ov_mismatch = atomic64_read(&st->ov_mismatch);
+}
+
+/* ------------------------------------- volumes joining while Connected */
+
+/* With bsr_cfg_mutex: the resync state of @pd's connection, or NULL. */
+static struct bsr_rs_conn *pd_rc(struct bsr_peer_device *pd)
+{
+	struct bsr_rs_conn *rc;
+
+	lockdep_assert_held(&bsr_cfg_mutex);
+	spin_lock(&rs_conn_lock);
+	rc = pd->connection->rs;
+	spin_unlock(&rs_conn_lock);
+	return rc;
+}
+
+/*
+ * @pd got its disk on a live connection: an entry with a bitmap slot,
+ * idle until bsr_rs_join_start() (after the decision is in pd).
+ */
+int bsr_rs_join(struct bsr_peer_device *pd)
+{
+	struct bsr_rs_conn *rc = pd_rc(pd);
+	struct rs_vol *v;
+	u32 nr;
+
+	if (!rc)
+		return -ENOTCONN;
+	v = rs_vol_of(rc, pd->device->volume);
+	if (v) {
+		if (active(v) || v->slot >= 0)
+			return -EBUSY;
+		v->flags = 0;
+		return setup_vol(rc->n, v, pd);
+	}
+	nr = rc->nr;
+	if (nr >= rc->cap)
+		return -ENOSPC;
+	v = &rc->vols[nr];
+	v->rc = rc;
+	setup_vol(rc->n, v, pd);
+	/* pairs with rs_nr(): publish the initialised entry */
+	smp_store_release(&rc->nr, nr + 1);
+	return 0;
+}
+
+/* The decision is in @pd: start the resync it asks for, if any. */
+void bsr_rs_join_start(struct bsr_peer_device *pd)
+{
+	struct bsr_rs_conn *rc = pd_rc(pd);
+	struct rs_vol *v = rc ? rs_vol_of(rc, pd->device->volume) : NULL;
+
+	if (!v || v->slot < 0)
+		return;
+	vol_act_on_state(v);
+	rs_kick(rc);
+}
+
+/*
+ * @pd's disk goes away (still attached now): no more resync with the
+ * peer for it.  -EBUSY while a resync or verify runs or is about to.
+ */
+int bsr_rs_leave(struct bsr_peer_device *pd)
+{
+	struct bsr_rs_conn *rc = pd_rc(pd);
+	struct rs_vol *v = rc ? rs_vol_of(rc, pd->device->volume) : NULL;
+
+	if (!v || v->slot < 0)
+		return 0;
+	if (active(v) || test_bit(RSV_START, &v->flags) ||
+	    test_bit(RSV_OV_START, &v->flags))
+		return -EBUSY;
+	if (v->dev->backing)
+		bsr_bm_write_dirty(v->dev->backing);
+	WRITE_ONCE(v->slot, -1);
+	v->flags = 0;
+	return 0;
+}
+
+/* @pd is about to be freed: its entry is never found again. */
+void bsr_rs_forget(struct bsr_peer_device *pd)
+{
+	struct bsr_rs_conn *rc = pd_rc(pd);
+	struct rs_vol *v = rc ? rs_vol_of(rc, pd->device->volume) : NULL;
+
+	if (!v)
+		return;
+	WRITE_ONCE(v->slot, -1);
+	WRITE_ONCE(v->volume, BSR_VOL_NONE);
+	v->pd = NULL;
+	v->dev = NULL;
 }

@@ -95,7 +95,8 @@ struct bsr_rs_conn {
 	spinlock_t lock;		/* done_list */
 	struct list_head done_list;
 	atomic_t pending_io;		/* our peer requests alive */
-	u32 nr;
+	u32 nr;				/* vols[] in use: rs_nr() */
+	u32 cap;			/* vols[] allocated */
 	struct rs_vol vols[];
 };
 

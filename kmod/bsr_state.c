@@ -148,6 +148,50 @@ static void primary_and_peers(struct bsr_device *dev)
 	}
 }
 
+/* primary --force: a volume that is not UpToDate becomes it, new data. */
+static int force_up_to_date(struct bsr_device *dev, char *why, size_t whylen)
+{
+	int err;
+
+	err = bsr_md_new_current_uuid(dev->backing, false);
+	if (!err)
+		err = bsr_md_change_flags(dev->backing, BSR_MDF_CONSISTENT |
+					  BSR_MDF_WAS_UP_TO_DATE, 0);
+	if (err) {
+		snprintf(why, whylen, "%s: cannot write metadata of volume %u (%d)",
+			 dev->resource->name, dev->volume, err);
+		return err;
+	}
+	bsr_set_disk_state(dev, BSR_DISK_STATE_UPTODATE);
+	return 0;
+}
+
+/*
+ * primary --force on a Primary (like drbdadm's): volumes added since it
+ * became Primary that are not UpToDate become it; connected peers that
+ * are Inconsistent get a full resync from here.
+ */
+static int force_more(struct bsr_resource *res, char *why, size_t whylen)
+{
+	struct bsr_device *dev;
+	int err;
+
+	err = check_primary(res, true, why, whylen);
+	list_for_each_entry(dev, &res->devices, list) {
+		if (err || dev->disk_state == BSR_DISK_STATE_UPTODATE ||
+		    !dev->backing)
+			continue;
+		err = force_up_to_date(dev, why, whylen);
+		if (err)
+			break;
+		bsr_md_change_flags(dev->backing, BSR_MDF_PRIMARY_IND, 0);
+		primary_and_peers(dev);
+		pr_info("%s/%u: forced UpToDate (primary --force)\n", res->name,
+			dev->volume);
+	}
+	return err;
+}
+
 int bsr_set_primary(struct bsr_resource *res, bool force,
 		    char *why, size_t whylen)
 {
@@ -155,25 +199,16 @@ int bsr_set_primary(struct bsr_resource *res, bool force,
 	int err;
 
 	if (res->role == BSR_ROLE_PRIMARY)
-		return 0;
+		return force ? force_more(res, why, whylen) : 0;
 	err = check_primary(res, force, why, whylen);
 	if (err)
 		return err;
 	list_for_each_entry(dev, &res->devices, list) {
 		if (dev->disk_state == BSR_DISK_STATE_UPTODATE)
 			continue;
-		err = bsr_md_new_current_uuid(dev->backing, false);
-		if (!err)
-			err = bsr_md_change_flags(dev->backing,
-						  BSR_MDF_CONSISTENT |
-						  BSR_MDF_WAS_UP_TO_DATE, 0);
-		if (err) {
-			snprintf(why, whylen,
-				 "%s: cannot write metadata of volume %u (%d)",
-				 res->name, dev->volume, err);
+		err = force_up_to_date(dev, why, whylen);
+		if (err)
 			return err;
-		}
-		bsr_set_disk_state(dev, BSR_DISK_STATE_UPTODATE);
 	}
 	list_for_each_entry(dev, &res->devices, list)
 		bsr_md_change_flags(dev->backing, BSR_MDF_PRIMARY_IND, 0);

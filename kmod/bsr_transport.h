@@ -88,6 +88,10 @@ struct bsr_net {
 	/* handshake outcome, applied when the connection is Connected */
 	struct bsr_hs_result *hs;
 	u32 hs_count;
+
+	/* volumes joining while Connected (bsr_vol_join.c), bsr_cfg_mutex */
+	struct list_head joins;
+	u32 nr_joins;
 };
 
 struct bsr_hs_result {
@@ -164,6 +168,38 @@ int bsr_rs_got_ack(struct bsr_net *n, struct bsr_pkt_hdr *h);
 
 /* bsr_handshake.c */
 int bsr_handshake(struct bsr_net *n);
+void bsr_hs_snapshot(struct bsr_net *n, struct bsr_peer_device *pd,
+		     struct bsr_hs_vol *v);
+void bsr_hs_put_vol(const struct bsr_hs_vol *v, struct p_sizes *s,
+		    struct p_uuids *u);
+void bsr_hs_get_sizes(struct bsr_hs_vol *v, const struct p_sizes *s);
+int bsr_hs_get_uuids(struct bsr_hs_vol *v, u16 volume,
+		     const struct p_uuids *u);
+int bsr_hs_decide_one(struct bsr_net *n, const struct bsr_hs_vol *me,
+		      const struct bsr_hs_vol *peer, u32 my_role,
+		      u32 peer_role, struct bsr_hs_result *r);
+
+/*
+ * bsr_vol_join.c: a volume that gets (or loses) its disk while the
+ * connection is Connected.  recv: P_VOL_JOIN, P_VOL_LEAVE on the
+ * connection thread; reset: a new connection forgets old exchanges.
+ */
+int bsr_vj_recv(struct bsr_net *n, struct bsr_pkt_hdr *h);
+void bsr_vj_reset(struct bsr_net *n);
+
+/*
+ * With bsr_cfg_mutex, for bsr_vol_join.c: a peer device joins the live
+ * connection (the repl/rs state gets an entry for it; rs_start: after its
+ * state is set, act on it) or leaves it; forget: @pd is about to be freed.
+ */
+int bsr_repl_join(struct bsr_peer_device *pd);
+int bsr_repl_forget(struct bsr_peer_device *pd, char *why, size_t whylen);
+struct bsr_net *bsr_repl_pin(struct bsr_connection *c);
+void bsr_repl_unpin(struct bsr_connection *c);
+int bsr_rs_join(struct bsr_peer_device *pd);
+void bsr_rs_join_start(struct bsr_peer_device *pd);
+int bsr_rs_leave(struct bsr_peer_device *pd);
+void bsr_rs_forget(struct bsr_peer_device *pd);
 int bsr_hs_alloc_hmac(const char *alg, struct crypto_shash **tfm,
 		      char *why, size_t whylen);
 

@@ -20,22 +20,29 @@ pytestmark = pytest.mark.vm
 T = 900  # one bsradm call: a Python start in a TCG guest on a loaded host
 
 
-def config(lab: Lab, ping_int: int = 10, protocol: str = "C", resync_rate: str = "20M") -> str:
+def volume(nr: int, disk: str) -> str:
+    return (f"        volume {nr} {{\n"
+            f"            device /dev/bsr{nr} minor {nr};\n"
+            f"            disk {disk};\n"
+            f"            meta-disk internal;\n"
+            f"        }}\n")
+
+
+def config(lab: Lab, ping_int: int = 10, protocol: str = "C", resync_rate: str = "20M",
+           vol1: dict[str, str] | None = None, disk_extra: str = "") -> str:
+    """r0 with volume 0 on the lab disk; ``vol1`` (node name -> device) adds volume 1."""
     hosts = ""
     for node_id, g in enumerate(lab.nodes):
         hosts += (f"    on {g.name} {{\n"
                   f"        node-id {node_id};\n"
                   f"        address ipv4 {Lab.addr(g)}:7789;\n"
-                  f"        volume 0 {{\n"
-                  f"            device /dev/bsr0 minor 0;\n"
-                  f"            disk {g.spec.disks[0].device};\n"
-                  f"            meta-disk internal;\n"
-                  f"        }}\n"
-                  f"    }}\n")
+                  + volume(0, g.spec.disks[0].device)
+                  + (volume(1, vol1[g.name]) if vol1 else "")
+                  + "    }\n")
     return ("resource r0 {\n"
             f"    net {{\n        protocol {protocol};\n        ping-int {ping_int};\n"
             "        connect-int 2;\n    }\n"
-            f"    disk {{\n        resync-rate {resync_rate};\n    }}\n"
+            f"    disk {{\n        resync-rate {resync_rate};\n{disk_extra}    }}\n"
             f"{hosts}}}\n")
 
 
@@ -202,3 +209,140 @@ def test_seed_scenario_initial_sync_manual_failover_and_down_while_primary(pair:
     assert b.run("test -e /dev/bsr0").rc != 0
     wait_cstate(a, "Connecting", 120)
     adm(a, "down r0")
+
+
+# ---------------------------------------------------------------- adjust adds and removes a volume
+
+LISTEN = "setsid bsrsetup events2 r0 > {out} 2>&1 < /dev/null & echo $! > {out}.pid"
+# a bounded write load on /dev/bsr0: 64 KiB direct writes until /tmp/stop (or 3000 of them)
+LOAD = ("i=0; while [ ! -e /tmp/stop ] && [ $i -lt 3000 ]; do "
+        "dd if=/dev/urandom of=/dev/bsr0 bs=64k count=1 seek=$((i % 900)) "
+        "oflag=direct conv=notrunc status=none || exit 1; i=$((i+1)); done; echo $i")
+
+
+def fields(line: str) -> tuple[str, str, dict[str, str]]:
+    """verb, object, key:value pairs of one events2 text line."""
+    words = line.split()
+    kv = dict(w.split(":", 1) for w in words[2:] if ":" in w)
+    return words[0], words[1], kv
+
+
+def objects_now(g: Guest) -> list[tuple[str, dict[str, str]]]:
+    out = g.check("bsrsetup events2 --now r0", timeout=T).stdout
+    return [(obj, kv) for verb, obj, kv in map(fields, out.splitlines())
+            if verb == "exists" and obj != "-"]
+
+
+def vol_state(g: Guest, vol: int) -> tuple[str, str, str]:
+    """(disk, replication, peer-disk) of volume ``vol``; '' for what is not there."""
+    disk = repl = peer = ""
+    for obj, kv in objects_now(g):
+        if kv.get("volume") != str(vol):
+            continue
+        if obj == "device":
+            disk = kv.get("disk", "")
+        elif obj == "peer-device":
+            repl, peer = kv.get("replication", ""), kv.get("peer-disk", "")
+    return disk, repl, peer
+
+
+def wait_vol(g: Guest, vol: int, want: tuple[str, str, str], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    seen = vol_state(g, vol)
+    while seen != want and time.monotonic() < deadline:
+        time.sleep(2)
+        seen = vol_state(g, vol)
+    assert seen == want, f"{g.name}: volume {vol} is {seen}, wanted {want} within {seconds:g}s"
+
+
+def loop_disk(g: Guest, mib: int) -> str:
+    g.check("modprobe loop", timeout=T)
+    g.check(f"truncate -s {mib}M /tmp/vol1.img", timeout=T)
+    return g.check("losetup -f --show /tmp/vol1.img", timeout=T).stdout.strip()
+
+
+def data_sha(g: Guest, disk: str, nbytes: int) -> str:
+    return g.check(f"dd if={disk} bs=1M count={nbytes} iflag=direct,count_bytes status=none "
+                   "| sha256sum", timeout=T).stdout.split()[0]
+
+
+def undisturbed(log: str) -> list[str]:
+    """events2 lines that show the connection or volume 0's replication moving."""
+    bad = []
+    for line in log.splitlines():
+        verb, obj, kv = fields(line) if len(line.split()) >= 2 else ("", "", {})
+        if verb not in ("change", "destroy"):
+            continue
+        if obj == "connection" and (verb == "destroy" or kv.get("connection", "Connected") != "Connected"):
+            bad.append(line)
+        if obj == "peer-device" and kv.get("volume") == "0" and (
+                verb == "destroy" or kv.get("replication", "Established") != "Established"):
+            bad.append(line)
+    return bad
+
+
+def test_adjust_adds_a_volume_to_a_replicating_primary_and_removes_it_without_disturbing_volume_0(
+        pair: Lab) -> None:
+    a, b = pair.a, pair.b
+    on_both(pair, "create-md --force r0")
+    on_both(pair, "up r0")
+    wait_cstate(a, "Connected")
+    wait_cstate(b, "Connected")
+    adm(a, "primary --force r0")
+    wait_vol(a, 0, ("UpToDate", "Established", "UpToDate"), 300)
+    for g in pair.nodes:
+        g.check("rm -f /tmp/stop /tmp/ev.log; " + LISTEN.format(out="/tmp/ev.log"), timeout=T)
+    load = a.run_async(LOAD, timeout=1200)
+
+    # the configuration gains volume 1 on a loop device of each node
+    vol1 = {g.name: loop_disk(g, 64) for g in pair.nodes}
+    write_config(pair, vol1=vol1)
+    on_both(pair, "create-md --force r0/1")
+    plan = adm(a, "-d adjust r0").splitlines()
+    assert plan[:2] == ["bsrsetup new-minor r0 1 1",
+                        f"bsrsetup attach 1 {vol1['a']} {vol1['a']} internal"], plan
+    adm(a, "adjust r0")  # a first: its P_VOL_JOIN waits on b for b's volume
+    wait_vol(a, 1, ("Inconsistent", "Off", "DUnknown"), 30)
+    adm(b, "adjust r0")
+    for g in pair.nodes:
+        wait_vol(g, 1, ("Inconsistent", "Established", "Inconsistent"), 60)
+        assert re.search(r"volume:1", status(g)), status(g)
+
+    # the DRBD 9 way to the initial sync of an added volume: primary --force on the Primary
+    adm(a, "primary --force r0")
+    wait_vol(a, 1, ("UpToDate", "Established", "UpToDate"), 300)
+    wait_vol(b, 1, ("UpToDate", "Established", "UpToDate"), 60)
+    a.check("dd if=/dev/urandom of=/dev/bsr1 bs=1M count=8 seek=4 oflag=direct status=none",
+            timeout=T)
+
+    a.check("touch /tmp/stop", timeout=T)
+    r = load.wait()
+    assert r.rc == 0 and int(r.stdout.split()[-1]) > 0, r
+    for g in pair.nodes:
+        assert adm(g, "-d adjust r0") == "", g.name
+    wait_vol(a, 0, ("UpToDate", "Established", "UpToDate"), 30)
+    for vol, disks in ((0, {g.name: g.spec.disks[0].device for g in pair.nodes}), (1, vol1)):
+        nbytes = int(a.check(f"blockdev --getsize64 /dev/bsr{vol}", timeout=T).stdout)
+        assert nbytes > 0
+        sums = {g.name: data_sha(g, disks[g.name], nbytes) for g in pair.nodes}
+        assert sums["a"] == sums["b"], f"volume {vol}: {sums}"
+
+    # volume 1 leaves the configuration: adjust detaches and deletes it on both
+    write_config(pair)
+    assert adm(a, "-d adjust r0").splitlines() == ["bsrsetup detach 1", "bsrsetup del-minor 1"]
+    adm(a, "adjust r0")
+    adm(b, "adjust r0")
+    for g in pair.nodes:
+        assert g.run("test -e /dev/bsr1").rc != 0, g.name
+        assert vol_state(g, 1) == ("", "", ""), g.name
+        assert adm(g, "-d adjust r0") == "", g.name
+        g.check(f"losetup -d {vol1[g.name]}", timeout=T)
+    wait_vol(a, 0, ("UpToDate", "Established", "UpToDate"), 30)
+    a.check("dd if=/dev/urandom of=/dev/bsr0 bs=64k count=16 oflag=direct status=none", timeout=T)
+
+    for g in pair.nodes:
+        g.check("kill $(cat /tmp/ev.log.pid)", timeout=T)
+        log = g.check("cat /tmp/ev.log", timeout=T).stdout
+        assert re.search(r"^create device name:r0 volume:1", log, re.M), log
+        assert re.search(r"^destroy device name:r0 volume:1", log, re.M), log
+        assert undisturbed(log) == [], f"{g.name}:\n" + "\n".join(undisturbed(log))

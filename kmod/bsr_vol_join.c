@@ -19,9 +19,12 @@
  * state only after it left, so nothing the peer sends after deciding can
  * reach a volume we do not know.
  *
- * A detach sends P_VOL_LEAVE: the peer sees our disk as Diskless and
- * marks what it writes out of sync for us.  Neither touches the other
- * volumes or the connection.  All of it runs under bsr_cfg_mutex.
+ * A detach sends P_VOL_LEAVE (if the peer has a disk of the volume): the
+ * peer sees our disk as Diskless and marks what it writes out of sync for
+ * us.  A P_VOL_LEAVE may cross our own detach and del-minor (adjust on
+ * both nodes at once), so one for a volume we no longer have is ignored.
+ * Neither touches the other volumes or the connection.  All of it runs
+ * under bsr_cfg_mutex.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -182,7 +185,9 @@ static int vj_leave(struct bsr_net *n, struct bsr_peer_device *pd)
 {
 	struct bsr_vol_join *j = vj_find(n, pd->device->volume);
 	struct p_vol_leave p = {};
-	bool told = pd->repl_state != BSR_REPL_STATE_OFF;
+	/* a peer without a disk of it does not count on ours */
+	bool told = pd->repl_state != BSR_REPL_STATE_OFF &&
+		    bsr_disk_usable(pd->peer_disk_state);
 
 	if (j && j->sent) {
 		told = true;
@@ -285,8 +290,9 @@ static int recv_leave(struct bsr_net *n, struct bsr_pkt_hdr *h, u16 volume)
 	struct bsr_peer_device *pd = bsr_find_peer_device(n->conn, volume);
 	struct bsr_vol_join *j = vj_find(n, volume);
 
+	/* crossing our del-minor (both nodes ran adjust at once): no harm */
 	if (!pd && !(j && j->got))
-		return bsr_proto_err(n, &n->data, "P_VOL_LEAVE for an unknown volume", h);
+		return 0;
 	if (j && j->got)
 		vj_free(n, j);
 	if (!pd || pd->repl_state == BSR_REPL_STATE_OFF)

@@ -613,6 +613,7 @@ static int decide_volume(struct hs_ctx *hc, u32 i, struct bsr_hs_result *r)
 	int rule, err;
 
 	r->volume = me->volume;
+	r->local_disk = me->has_disk;
 	r->repl_state = BSR_REPL_STATE_OFF;
 	r->peer_disk = BSR_DISK_STATE_DUNKNOWN;
 	if (!peer->present) {

@@ -293,6 +293,10 @@ static bool enter_connected(struct bsr_net *n)
 		pd->peer_current_uuid = n->hs[i].peer_uuid;
 		pd->bitmap_uuid = n->hs[i].bitmap_uuid;
 		set_pd(pd, n->hs[i].repl_state, n->hs[i].peer_disk);
+		/* attached while the handshake ran: it joins now */
+		if (!n->hs[i].local_disk && pd->device->backing &&
+		    bsr_vj_local(n, pd))
+			bsr_net_fail(n, BSR_CONN_STATE_NETWORKFAILURE);
 	}
 	mutex_unlock(&bsr_cfg_mutex);
 	return true;

@@ -100,6 +100,7 @@ struct bsr_hs_result {
 	u32 peer_disk;			/* enum bsr_disk_state */
 	u64 peer_uuid;
 	u64 bitmap_uuid;
+	bool local_disk;		/* this node described a disk */
 };
 
 /*
@@ -186,6 +187,7 @@ int bsr_hs_decide_one(struct bsr_net *n, const struct bsr_hs_vol *me,
  */
 int bsr_vj_recv(struct bsr_net *n, struct bsr_pkt_hdr *h);
 void bsr_vj_reset(struct bsr_net *n);
+int bsr_vj_local(struct bsr_net *n, struct bsr_peer_device *pd);
 
 /*
  * With bsr_cfg_mutex, for bsr_vol_join.c: a peer device joins the live

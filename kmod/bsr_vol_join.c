@@ -136,8 +136,11 @@ static int vj_finish(struct bsr_net *n, struct bsr_vol_join *j,
 	return serr;
 }
 
-/* Our disk of @pd is there: tell the peer, or finish what it started. */
-static int vj_local(struct bsr_net *n, struct bsr_peer_device *pd)
+/*
+ * Our disk of @pd is there: tell the peer, or finish what it started.
+ * Also for a disk attached while the handshake ran (bsr_receiver.c).
+ */
+int bsr_vj_local(struct bsr_net *n, struct bsr_peer_device *pd)
 {
 	u16 volume = pd->device->volume;
 	struct bsr_vol_join *j = vj_find(n, volume);
@@ -172,7 +175,7 @@ void bsr_vj_attached(struct bsr_device *dev)
 			continue;
 		err = 0;
 		if (pd && c->cstate == BSR_CONN_STATE_CONNECTED)
-			err = vj_local(n, pd);
+			err = bsr_vj_local(n, pd);
 		if (err)
 			bsr_net_fail(n, err == -ENOMEM ?
 				     BSR_CONN_STATE_NETWORKFAILURE :

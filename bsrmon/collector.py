@@ -58,6 +58,12 @@ def _rel(key: SeriesKey) -> str:
     return f"{PERFMON}/{key.relpath()}"
 
 
+@lru_cache(maxsize=65536)
+def _dest(key: SeriesKey) -> tuple[str, str]:
+    """(file relative to the root, header of a new file) of a series."""
+    return _rel(key), key.header()
+
+
 def local_naive(t: datetime) -> datetime:
     """Local wall-clock time without tzinfo (what series lines show)."""
     if t.tzinfo is not None:
@@ -158,7 +164,9 @@ class Collector:
         batch: list[Entry] = []
         stamp = format_time(t)
         latest = self.latest
+        add = batch.append
         for key, values in self._sampler.sample(self.state, t, module):
             latest[key] = (t, values)
-            batch.append((_rel(key), key.header(), format_line(stamp, values)))
+            rel, header = _dest(key)
+            add((rel, header, format_line(stamp, values)))
         self.submit(batch)

@@ -165,14 +165,27 @@ def hist_bounds(delta: list[int] | None) -> tuple[float | None, float | None]:
     return low, high
 
 
+_LAT_KEYS = {w: (f"{w}_lat_ns", f"{w}_hist") for w in ("local", "master")}
+
+
 def latency(prev: dict[str, Any], cur: dict[str, Any], which: str) -> Values:
     """(min, avg, max) µs of one latency kind over a period."""
     n = counter_delta(prev.get("completed_ios"), cur.get("completed_ios"))
-    s = counter_delta(prev.get(f"{which}_lat_ns"), cur.get(f"{which}_lat_ns"))
-    avg = (s / n / 1000.0) if n and s is not None else (0.0 if n == 0 else None)
-    lo, hi = hist_bounds(_hist_delta(prev.get(f"{which}_hist"), cur.get(f"{which}_hist")))
+    keys = _LAT_KEYS.get(which) or (f"{which}_lat_ns", f"{which}_hist")
+    return _latency(n, prev, cur, *keys)
+
+
+def _latency(n: int | None, prev: dict[str, Any], cur: dict[str, Any], sum_key: str,
+             hist_key: str) -> Values:
     if n == 0:
         return 0.0, 0.0, 0.0
+    s = counter_delta(prev.get(sum_key), cur.get(sum_key))
+    avg = (s / n / 1000.0) if n and s is not None else None
+    ph, ch = prev.get(hist_key), cur.get(hist_key)
+    if ph is None or ch is None or ph == ch:  # nothing counted in the histogram
+        lo = hi = None
+    else:
+        lo, hi = hist_bounds(_hist_delta(ph, ch))
     if avg is not None:
         lo = None if lo is None else min(lo, avg)
         hi = None if hi is None else max(hi, avg)
@@ -286,8 +299,9 @@ class Sampler:
         ms = round(dt * 1000)
         if "iostat" in want:
             out.append((keys["iostat"], (ms, r_ios, r_kib, w_ios, w_kib)))
-        local = latency(p, cur, "local")
-        master = latency(p, cur, "master")
+        n = counter_delta(p.get("completed_ios"), cur.get("completed_ios"))
+        local = _latency(n, p, cur, "local_lat_ns", "local_hist")
+        master = _latency(n, p, cur, "master_lat_ns", "master_hist")
         if "ioclat" in want:
             out.append((keys["ioclat"], (ms,) + local + master))
         if "alstat" in want:

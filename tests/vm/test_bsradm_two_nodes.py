@@ -303,21 +303,27 @@ def test_adjust_adds_a_volume_to_a_replicating_primary_and_removes_it_without_di
                         f"bsrsetup attach 1 {vol1['a']} {vol1['a']} internal"], plan
     adm(a, "adjust r0")  # a first: its P_VOL_JOIN waits on b for b's volume
     wait_vol(a, 1, ("Inconsistent", "Off", "DUnknown"), 30)
+    t0 = time.monotonic()
     adm(b, "adjust r0")
     for g in pair.nodes:
         wait_vol(g, 1, ("Inconsistent", "Established", "Inconsistent"), 60)
         assert re.search(r"volume:1", status(g)), status(g)
+    joined = time.monotonic() - t0
 
     # the DRBD 9 way to the initial sync of an added volume: primary --force on the Primary
+    t0 = time.monotonic()
     adm(a, "primary --force r0")
     wait_vol(a, 1, ("UpToDate", "Established", "UpToDate"), 300)
     wait_vol(b, 1, ("UpToDate", "Established", "UpToDate"), 60)
+    print(f"volume 1: Established on both {joined:.1f} s after adjust on b; "
+          f"initial sync of 64 MiB done {time.monotonic() - t0:.1f} s after primary --force")
     a.check("dd if=/dev/urandom of=/dev/bsr1 bs=1M count=8 seek=4 oflag=direct status=none",
             timeout=T)
 
     a.check("touch /tmp/stop", timeout=T)
     r = load.wait()
     assert r.rc == 0 and int(r.stdout.split()[-1]) > 0, r
+    print(f"write load on /dev/bsr0: {r.stdout.split()[-1]} x 64 KiB while volume 1 was added")
     for g in pair.nodes:
         assert adm(g, "-d adjust r0") == "", g.name
     wait_vol(a, 0, ("UpToDate", "Established", "UpToDate"), 30)
@@ -341,8 +347,50 @@ def test_adjust_adds_a_volume_to_a_replicating_primary_and_removes_it_without_di
     a.check("dd if=/dev/urandom of=/dev/bsr0 bs=64k count=16 oflag=direct status=none", timeout=T)
 
     for g in pair.nodes:
+        print(g.name, g.check("dmesg | grep -E 'r0/1|joined|detached its' || true", timeout=T).stdout)
         g.check("kill $(cat /tmp/ev.log.pid)", timeout=T)
         log = g.check("cat /tmp/ev.log", timeout=T).stdout
         assert re.search(r"^create device name:r0 volume:1", log, re.M), log
         assert re.search(r"^destroy device name:r0 volume:1", log, re.M), log
         assert undisturbed(log) == [], f"{g.name}:\n" + "\n".join(undisturbed(log))
+
+
+def oos_kib(g: Guest) -> int:
+    out = g.check("bsrsetup events2 --now --statistics r0", timeout=T).stdout
+    for verb, obj, kv in map(fields, out.splitlines()):
+        if verb == "exists" and obj == "peer-device" and kv.get("volume") == "0":
+            return int(kv["out-of-sync"])
+    raise AssertionError(out)
+
+
+def sync_rate(g: Guest, seconds: float) -> float:
+    """MiB/s the out-of-sync count of ``g``'s peer shrinks by over ``seconds``."""
+    t0, before = time.monotonic(), oos_kib(g)
+    time.sleep(seconds)
+    t1, after = time.monotonic(), oos_kib(g)
+    assert after > 0, "the resync finished before the rate was measured"
+    return (before - after) / 1024 / (t1 - t0)
+
+
+def test_adjust_changes_the_resync_rate_of_a_running_resync(pair: Lab) -> None:
+    a, b = pair.a, pair.b
+    write_config(pair, resync_rate="512k", disk_extra="        c-plan-ahead 0;\n")
+    on_both(pair, "create-md --force r0")
+    on_both(pair, "up r0")
+    wait_cstate(a, "Connected")
+    wait_cstate(b, "Connected")
+    adm(a, "primary --force r0")  # full sync of ~64 MiB at a fixed 512 KiB/s
+    time.sleep(3)
+    slow = sync_rate(a, 8)
+
+    write_config(pair, resync_rate="40M", disk_extra="        c-plan-ahead 0;\n")
+    assert adm(a, "-d adjust r0").splitlines() == [
+        "bsrsetup peer-device-options r0 1 0 --resync-rate=40960"]
+    on_both(pair, "adjust r0")
+    time.sleep(1)
+    fast = sync_rate(a, 3)
+    print(f"resync rate: {slow:.2f} MiB/s at resync-rate 512k, {fast:.2f} MiB/s after adjust to 40M")
+    assert 0.2 < slow < 1.0, slow
+    assert fast > 3 * slow, (slow, fast)
+    for g in pair.nodes:
+        assert adm(g, "-d adjust r0") == "", g.name

@@ -22,6 +22,7 @@ in sectors (512 bytes), ``eta`` in seconds, ``dbdt1`` in MiB/s.
 from __future__ import annotations
 
 import enum
+import operator
 from dataclasses import dataclass, field, fields as dc_fields
 from datetime import datetime
 from typing import Any, Callable, Iterator
@@ -94,11 +95,11 @@ class Event:
 
     def key(self) -> tuple[str, ...] | None:
         """Identity of the object (None when identity keys are missing)."""
-        names = _KEY_NAMES.get(self.kind)
-        if names is None:
+        get = _KEY_GETTERS.get(self.kind)
+        if get is None:
             return None
         try:
-            return tuple(self.fields[k] for k in names)
+            return get(self.fields)
         except KeyError:
             return None
 
@@ -112,6 +113,16 @@ _KEY_NAMES: dict[Kind, tuple[str, ...]] = {
     Kind.peer_device: ("name", "peer-node-id", "volume"),
     Kind.path: ("name", "peer-node-id", "local", "peer"),
 }
+
+
+def _getter(names: tuple[str, ...]) -> Callable[[dict[str, str]], tuple[str, ...]]:
+    if len(names) == 1:
+        name = names[0]
+        return lambda f: (f[name],)
+    return operator.itemgetter(*names)  # a tuple, built in C
+
+
+_KEY_GETTERS = {kind: _getter(names) for kind, names in _KEY_NAMES.items()}
 
 
 # --------------------------------------------------------------------------
@@ -206,7 +217,13 @@ _FIELD_MAP: dict[Kind, dict[str, tuple[str, Callable[[str], Any]]]] = {
 }
 
 
-_IDENTITY_SETS: dict[Kind, frozenset[str]] = {k: frozenset(v) for k, v in IDENTITY_KEYS.items()}
+# per kind: typed key -> (attribute, parser), identity-only key -> _IDENTITY;
+# any other key goes to ``extra``
+_IDENTITY = ("", _text)
+_MERGE_PLAN: dict[Kind, dict[str, tuple[str, Callable[[str], Any]]]] = {
+    kind: {**{k: _IDENTITY for k in IDENTITY_KEYS[kind]}, **table}
+    for kind, table in _FIELD_MAP.items()
+}
 _TABLE_ATTRS: dict[Kind, str] = {
     Kind.resource: "resources",
     Kind.device: "devices",
@@ -227,17 +244,15 @@ class _Obj:
                                     compare=False)
 
     def merge(self, kind: Kind, ev: Event) -> None:
-        table = _FIELD_MAP[kind]
-        ident = _IDENTITY_SETS[kind]
+        plan = _MERGE_PLAN[kind]
         extra = self.extra
         merged = self._merged
         for k, v in ev.fields.items():
-            spec = table.get(k)
+            spec = plan.get(k)
             if spec is None:
-                if k not in ident:
-                    extra[k] = v
+                extra[k] = v
                 continue
-            if merged.get(k) == v:
+            if spec is _IDENTITY or merged.get(k) == v:
                 continue
             merged[k] = v
             attr, parse = spec

@@ -156,10 +156,12 @@ def hist_bounds(delta: list[int] | None) -> tuple[float | None, float | None]:
     """(min, max) µs of the requests counted in a histogram delta."""
     if not delta:
         return None, None
-    if not any(delta):
+    grew = list(map(bool, delta))
+    if True not in grew:
         return None, None
-    lo = next(i for i, n in enumerate(delta) if n)
-    hi = len(delta) - 1 - next(i for i, n in enumerate(reversed(delta)) if n)
+    lo = grew.index(True)
+    grew.reverse()
+    hi = len(grew) - 1 - grew.index(True)
     low = 0.0 if lo == 0 else float(1 << lo)
     high = float(1 << (hi + 1)) if hi < min(len(delta), LAT_BUCKETS) - 1 else float(1 << hi)
     return low, high

@@ -1233,8 +1233,8 @@ int bsr_rs_join(struct bsr_peer_device *pd)
 	if (!rc)
 		return -ENOTCONN;
 	v = rs_vol_of(rc, pd->device->volume);
-	if (v) {
-		if (active(v) || v->slot >= 0)
+	if (v) {	/* it was there at connect time, or joined before */
+		if (active(v))
 			return -EBUSY;
 		v->flags = 0;
 		return setup_vol(rc->n, v, pd);

@@ -34,7 +34,7 @@ VOL_NONE = 0xFFFF
 MAX_PAYLOAD = 64 << 10
 JUST_CREATED = 4
 (P_HELLO, P_FEATURES, P_AUTH_CHALLENGE, P_AUTH_RESPONSE, P_SIZES, P_UUIDS, P_STATE,
- P_HS_DONE, P_PING, P_PING_ACK, P_DISCONNECT) = range(1, 12)
+ P_HS_DONE, P_PING, P_PING_ACK, P_DISCONNECT, P_VOL_JOIN, P_VOL_LEAVE) = range(1, 14)
 DATA, META = 0, 1
 
 
@@ -247,9 +247,20 @@ class Fuzzer:
         if self.node_finished_handshake(d):
             self.sent["reached-connected"] += 1
         r = self.rng
-        choice = r.randrange(6)
+        join = sizes(sectors) + uuids()
+        choice = r.randrange(10)
         if choice == 0:
             what, sock, frame = "features-again", d, packet(P_FEATURES, features(0, 1), seq=7)
+        elif choice == 6:  # volume 0's disk is known from the handshake
+            what, sock, frame = "vol-join-again", d, packet(P_VOL_JOIN, join, vol=0, seq=7)
+        elif choice == 7:  # a volume the node does not have: held once, not twice
+            what, sock, frame = "vol-join-twice", d, (packet(P_VOL_JOIN, join, vol=7, seq=7)
+                                                      + packet(P_VOL_JOIN, join, vol=7, seq=8))
+        elif choice == 8:
+            what, sock, frame = "vol-join-bad-disk", d, packet(
+                P_VOL_JOIN, sizes(sectors) + uuids(disk_state=77), vol=7, seq=7)
+        elif choice == 9:
+            what, sock, frame = "vol-leave-short", d, packet(P_VOL_LEAVE, b"\0" * 4, vol=0, seq=7)
         elif choice == 1:
             what, sock, frame = "ping-on-data", d, packet(P_PING, seq=7)
         elif choice == 2:

@@ -902,7 +902,7 @@ static struct bsr_rs_conn *alloc_rc(struct bsr_net *n)
 	list_for_each_entry(pd, &c->peer_devices, list)
 		count++;
 	count += RS_JOIN_SLACK;
-	rc = kzalloc(struct_size(rc, vols, count), GFP_KERNEL);
+	rc = kvzalloc(struct_size(rc, vols, count), GFP_KERNEL);
 	if (!rc)
 		return NULL;
 	rc->bmbuf = kvmalloc(BSR_MAX_PAYLOAD, GFP_KERNEL);
@@ -912,7 +912,7 @@ static struct bsr_rs_conn *alloc_rc(struct bsr_net *n)
 		if (rc->wq)
 			destroy_workqueue(rc->wq);
 		kvfree(rc->bmbuf);
-		kfree(rc);
+		kvfree(rc);
 		return NULL;
 	}
 	rc->n = n;
@@ -1007,7 +1007,7 @@ void bsr_rs_stop(struct bsr_net *n)
 		diverge(n, v);
 	}
 	kvfree(rc->bmbuf);
-	kfree(rc);
+	kvfree(rc);
 }
 
 int bsr_rs_recv(struct bsr_net *n, struct bsr_pkt_hdr *h)

@@ -394,3 +394,59 @@ def test_adjust_changes_the_resync_rate_of_a_running_resync(pair: Lab) -> None:
     assert fast > 3 * slow, (slow, fast)
     for g in pair.nodes:
         assert adm(g, "-d adjust r0") == "", g.name
+
+
+def resync_kib(g: Guest, since: int) -> list[int]:
+    """KiB of each 'SyncSource: N KiB to sync' of volume 1 logged after dmesg line ``since``."""
+    out = g.check("dmesg", timeout=T).stdout.splitlines()[since:]
+    return [int(m.group(1)) for line in out
+            if (m := re.search(r"r0/1 peer \d+: SyncSource: (\d+) KiB to sync", line))]
+
+
+def test_adjust_on_both_at_once_and_a_reattached_volume_resyncs_only_its_changes(pair: Lab) -> None:
+    a, b = pair.a, pair.b
+    on_both(pair, "create-md --force r0")
+    on_both(pair, "up r0")
+    wait_cstate(a, "Connected")
+    adm(a, "primary --force r0")
+    wait_vol(a, 0, ("UpToDate", "Established", "UpToDate"), 300)
+    for g in pair.nodes:
+        g.check("rm -f /tmp/ev.log; " + LISTEN.format(out="/tmp/ev.log"), timeout=T)
+
+    # both nodes adjust at the same time: the two P_VOL_JOINs cross
+    vol1 = {g.name: loop_disk(g, 32) for g in pair.nodes}
+    write_config(pair, vol1=vol1)
+    on_both(pair, "create-md --force r0/1")
+    on_both(pair, "adjust r0")
+    for g in pair.nodes:
+        wait_vol(g, 1, ("Inconsistent", "Established", "Inconsistent"), 60)
+    adm(a, "primary --force r0")
+    wait_vol(b, 1, ("UpToDate", "Established", "UpToDate"), 300)
+
+    # b detaches volume 1 while a writes to it; attached again it gets only the changes
+    adm(b, "detach r0/1")
+    wait_vol(a, 1, ("UpToDate", "Established", "Diskless"), 30)
+    a.check("dd if=/dev/urandom of=/dev/bsr1 bs=1M count=4 seek=8 oflag=direct status=none",
+            timeout=T)
+    mark = len(a.check("dmesg", timeout=T).stdout.splitlines())
+    adm(b, "adjust r0")  # the configuration still has the disk: adjust attaches it
+    wait_vol(b, 1, ("UpToDate", "Established", "UpToDate"), 120)
+    wait_vol(a, 1, ("UpToDate", "Established", "UpToDate"), 30)
+    synced = resync_kib(a, mark)
+    print(f"re-attached volume 1: resync of {synced} KiB after 4 MiB written without it")
+    assert synced and 4096 <= synced[0] <= 8192, synced
+    nbytes = int(a.check("blockdev --getsize64 /dev/bsr1", timeout=T).stdout)
+    sums = {g.name: data_sha(g, vol1[g.name], nbytes) for g in pair.nodes}
+    assert sums["a"] == sums["b"], sums
+
+    # and both remove it at the same time: the two P_VOL_LEAVEs cross the del-minors
+    write_config(pair)
+    on_both(pair, "adjust r0")
+    for g in pair.nodes:
+        assert vol_state(g, 1) == ("", "", ""), g.name
+        assert adm(g, "-d adjust r0") == "", g.name
+        g.check(f"losetup -d {vol1[g.name]}", timeout=T)
+        g.check("kill $(cat /tmp/ev.log.pid)", timeout=T)
+        log = g.check("cat /tmp/ev.log", timeout=T).stdout
+        assert undisturbed(log) == [], f"{g.name}:\n" + "\n".join(undisturbed(log))
+    wait_vol(a, 0, ("UpToDate", "Established", "UpToDate"), 30)

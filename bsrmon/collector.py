@@ -93,7 +93,9 @@ class Collector:
         self.latest = {k: v for k, v in self.latest.items() if k.type in types}
 
     def handle(self, item: Item) -> None:
-        if isinstance(item, Tick):
+        if item.__class__ is Event:  # the common case first
+            self.event(item)  # type: ignore[arg-type]
+        elif isinstance(item, Tick):
             self.tick(item.time, item.module)
         elif isinstance(item, Reset):
             self.reset(item.reason)

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import logging
 import os
 import stat
 import threading
 import time
 from datetime import datetime, timedelta
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Callable, Iterable
 
 from bsr.events2 import parse_line
 from bsr.model import Event, Kind, Verb
@@ -40,6 +41,7 @@ log = logging.getLogger("bsrmon")
 
 RESTART_DELAY_S = 2.0
 MAX_LINE = 1 << 20
+READ_SIZE = 1 << 20  # bytes per read; also the pipe size asked for
 
 
 class EventClock:
@@ -133,7 +135,7 @@ class Events2Source:
             clock = EventClock(self.period) if self.clock == "event" else None
             out: list[Item] = []
             for raw in f:
-                out += self._line(raw, clock)
+                self._lines((raw,), clock, out)
                 if len(out) >= 2000:
                     yield out
                     out = []
@@ -159,45 +161,70 @@ class Events2Source:
         clock = EventClock(self.period) if self.clock == "event" else None
         rest = b""
         while True:
-            chunk = await reader.read(1 << 16)
+            chunk = await reader.read(READ_SIZE)
             if not chunk:
                 break
-            *lines, rest = (rest + chunk).split(b"\n")
+            data = rest + chunk
+            cut = data.rfind(b"\n")
+            rest = data[cut + 1:]
             if len(rest) > MAX_LINE:  # garbage without newlines: drop it
                 self.bad_lines += 1
                 rest = b""
+            if cut < 0:
+                continue
+            # one decode for all complete lines ("\n" never occurs inside a
+            # UTF-8 sequence, so this equals decoding line by line)
             out: list[Item] = []
-            for raw in lines:
-                out += self._line(raw, clock)
+            self._lines(data[:cut].decode("utf-8", errors="replace").split("\n"), clock, out)
             if out:
                 yield out
-        out = self._line(rest, clock) if rest.strip() else []
+        out = []
+        if rest.strip():
+            self._lines((rest,), clock, out)
         if clock is not None and (t := clock.final()) is not None:
             out.append(t)
         if out:
             yield out
 
-    def _line(self, raw: bytes, clock: EventClock | None) -> list[Item]:
-        self.lines += 1
-        ev = parse_line(raw)
-        if ev is None:
-            if raw.strip():
-                self.bad_lines += 1
-            return []
+    def _line(self, raw: bytes | str, clock: EventClock | None) -> list[Item]:
         out: list[Item] = []
-        if clock is not None:
-            t = clock.before(ev.timestamp)
-            if t is not None:
-                out.append(t)
-        out.append(ev)
+        self._lines((raw,), clock, out)
         return out
+
+    def _lines(self, raws: Iterable[bytes | str], clock: EventClock | None,
+               out: list[Item]) -> None:
+        """Parse lines, appending their events (and due ticks) to ``out``."""
+        add = out.append
+        for raw in raws:
+            self.lines += 1
+            ev = parse_line(raw)
+            if ev is None:
+                if raw.strip():
+                    self.bad_lines += 1
+                continue
+            if clock is not None:
+                t = clock.before(ev.timestamp)
+                if t is not None:
+                    add(t)
+            add(ev)
 
 
 async def _stdin_reader() -> asyncio.StreamReader:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=MAX_LINE)
     proto = asyncio.StreamReaderProtocol(reader)
+    _grow_pipe(0)
     await loop.connect_read_pipe(lambda: proto, os.fdopen(os.dup(0), "rb", buffering=0))
+
+
+def _grow_pipe(fd: int) -> None:
+    """Let a whole statistics batch sit in the pipe, so that it is read in
+    one wake-up rather than 64 KiB at a time (best effort)."""
+    try:
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, READ_SIZE)
+    except OSError:
+        pass
     return reader
 
 

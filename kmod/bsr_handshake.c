@@ -121,6 +121,22 @@ static int refuse(struct bsr_net *n, const char *fmt, ...)
 	return -ENOTRECOVERABLE;
 }
 
+/* A volume's refusal: the connection's, or only the volume's (online). */
+static int refuse_vol(struct hs_ctx *hc, const char *fmt, ...)
+{
+	struct va_format vaf;
+	va_list args;
+
+	va_start(args, fmt);
+	vaf.fmt = fmt;
+	vaf.va = &args;
+	pr_err("%s peer %u: %s: %pV\n", hc->n->res_name, hc->n->peer_node_id,
+	       hc->online ? "not replicating the volume" :
+			    "refusing the connection", &vaf);
+	va_end(args);
+	return -ENOTRECOVERABLE;
+}
+
 static int exchange_features(struct hs_ctx *hc)
 {
 	struct bsr_net *n = hc->n;
@@ -519,11 +535,11 @@ static int check_sizes(struct hs_ctx *hc, u32 i, enum hs_decision d)
 	int holders = data_holders(d, me, peer);
 
 	if ((holders & 1) && peer->max_sectors < me->cur_sectors)
-		return refuse(hc->n, "volume %u: the peer's disk is too small for the data (%llu < %llu sectors)",
-			      me->volume, peer->max_sectors, me->cur_sectors);
+		return refuse_vol(hc, "volume %u: the peer's disk is too small for the data (%llu < %llu sectors)",
+				  me->volume, peer->max_sectors, me->cur_sectors);
 	if ((holders & 2) && me->max_sectors < peer->cur_sectors)
-		return refuse(hc->n, "volume %u: the local disk is too small for the peer's data (%llu < %llu sectors)",
-			      me->volume, me->max_sectors, peer->cur_sectors);
+		return refuse_vol(hc, "volume %u: the local disk is too small for the peer's data (%llu < %llu sectors)",
+				  me->volume, me->max_sectors, peer->cur_sectors);
 	return 0;
 }
 
@@ -634,15 +650,16 @@ static int decide_volume(struct hs_ctx *hc, u32 i, struct bsr_hs_result *r)
 	if (d == HS_SPLIT_BRAIN) {
 		/* unresolved, like DRBD's call of the split-brain handler */
 		bsr_notify_helper(n->conn, me->volume, "split-brain");
-		return refuse(n, "volume %u: split brain detected, dropping the connection (resolve it with 'connect --discard-my-data' on the node whose changes are to be thrown away)",
-			      me->volume);
+		return refuse_vol(hc, "volume %u: split brain detected, %s (resolve it with 'connect --discard-my-data' on the node whose changes are to be thrown away)",
+				  me->volume, hc->online ? "the volume stays Off" :
+				  "dropping the connection");
 	}
 	if (d == HS_UNRELATED)
-		return refuse(n, "volume %u: unrelated data", me->volume);
+		return refuse_vol(hc, "volume %u: unrelated data", me->volume);
 	if ((d == HS_BM_TARGET || d == HS_FULL_TARGET) &&
 	    hc->my_role == BSR_ROLE_PRIMARY)
-		return refuse(n, "volume %u: this Primary would have to become SyncTarget; it would need to read the blocks not yet synced from the peer, which bsr does not do (make it Secondary first)",
-			      me->volume);
+		return refuse_vol(hc, "volume %u: this Primary would have to become SyncTarget; it would need to read the blocks not yet synced from the peer, which bsr does not do (make it Secondary first)",
+				  me->volume);
 	err = check_sizes(hc, i, d);
 	if (err)
 		return err;

@@ -215,6 +215,7 @@ async def _stdin_reader() -> asyncio.StreamReader:
     proto = asyncio.StreamReaderProtocol(reader)
     _grow_pipe(0)
     await loop.connect_read_pipe(lambda: proto, os.fdopen(os.dup(0), "rb", buffering=0))
+    return reader
 
 
 def _grow_pipe(fd: int) -> None:
@@ -225,7 +226,6 @@ def _grow_pipe(fd: int) -> None:
             fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, READ_SIZE)
     except OSError:
         pass
-    return reader
 
 
 def _seq_of(msgs: list) -> int | None:

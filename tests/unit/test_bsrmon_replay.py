@@ -90,6 +90,29 @@ def test_replaying_from_stdin_on_the_event_clock_gives_the_same_iostat(tmp_path:
         (again / "perfmon/r0/vnr0_iostat").read_text()
 
 
+def test_replaying_through_a_pipe_gives_the_same_files_as_the_file(tmp_path: Path) -> None:
+    piped = tmp_path / "piped"
+    p = subprocess.Popen(
+        [sys.executable, "-m", "bsrmon", "--file-path", str(piped), "run", "--no-control",
+         "--events", "-", "--clock", "event"],
+        stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdin is not None
+    data = REC.read_bytes()
+    for i in range(0, len(data), 777):  # lines cut across writes
+        p.stdin.write(data[i:i + 777])
+        p.stdin.flush()
+    p.stdin.close()
+    assert p.wait(60) == 0, p.stderr.read() if p.stderr else ""
+    again = tmp_path / "file"
+    assert main(["--file-path", str(again), "run", "--no-control", "--events", str(REC)]) == 0
+    files = sorted(str(f.relative_to(again)) for f in again.rglob("*") if f.is_file())
+    assert files and files == sorted(
+        str(f.relative_to(piped)) for f in piped.rglob("*") if f.is_file())
+    for rel in files:
+        if "_global" not in rel:  # memstat carries the process's own RSS
+            assert (piped / rel).read_text() == (again / rel).read_text(), rel
+
+
 def test_only_configured_types_are_written(tmp_path: Path) -> None:
     cfg = tmp_path / "bsrmon.toml"
     cfg.write_text('types = ["iostat", "network"]\n')

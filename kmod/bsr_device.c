@@ -59,6 +59,8 @@ static void close_backing(struct bsr_device *dev)
 	spin_unlock_irqrestore(&dev->resource->lock, flags);
 	if (!open && dev->resource->role != BSR_ROLE_PRIMARY)
 		set_capacity_and_notify(dev->disk, 0);
+	/* like drbdsetup show: a detached volume has no disk section */
+	bsr_struct_set_defaults(&bsr_disk_conf_desc, &dev->disk_conf);
 	bsr_set_disk_state(dev, BSR_DISK_STATE_DISKLESS);
 }
 

@@ -159,19 +159,24 @@ class FileSet:
                 g.append(line)
         sizes = self._sizes
         dir_of = self._dir_of
+        limit_of: dict[str, int] = {}  # file_limit() per directory, until a file opens
         for rel, g in grouped.items():
             data = (g[1] if len(g) == 2 else "".join(g[1:])).encode()
             size = sizes.get(rel)
             fd = self._open.get(rel) if size is not None else None
+            d = dir_of.get(rel)
+            if d is None:
+                d = dir_of[rel] = os.path.dirname(rel)
             if size is not None and size > len(g[0]):
-                d = dir_of.get(rel)
-                if d is None:
-                    d = dir_of[rel] = os.path.dirname(rel)
-                if size + len(data) > self.file_limit(d):
+                limit = limit_of.get(d)
+                if limit is None:
+                    limit = limit_of[d] = self.file_limit(d)
+                if size + len(data) > limit:
                     self._rotate(rel)
                     fd = None
             if fd is None:
                 fd = self._fd(rel, g[0].encode())
+                limit_of.pop(d, None)  # the directory may have one more file
             else:
                 self._open.move_to_end(rel)
             _write_all(fd, data, sizes[rel])

@@ -177,19 +177,20 @@ static int force_more(struct bsr_resource *res, char *why, size_t whylen)
 	int err;
 
 	err = check_primary(res, true, why, whylen);
+	if (err)
+		return err;
 	list_for_each_entry(dev, &res->devices, list) {
-		if (err || dev->disk_state == BSR_DISK_STATE_UPTODATE ||
-		    !dev->backing)
+		if (dev->disk_state == BSR_DISK_STATE_UPTODATE || !dev->backing)
 			continue;
 		err = force_up_to_date(dev, why, whylen);
 		if (err)
-			break;
+			return err;
 		bsr_md_change_flags(dev->backing, BSR_MDF_PRIMARY_IND, 0);
 		primary_and_peers(dev);
 		pr_info("%s/%u: forced UpToDate (primary --force)\n", res->name,
 			dev->volume);
 	}
-	return err;
+	return 0;
 }
 
 int bsr_set_primary(struct bsr_resource *res, bool force,

@@ -239,12 +239,33 @@ def cmd_start(cfg: Config, args: argparse.Namespace) -> int:
             return EXIT_ERROR
         try:
             st = call(cfg.socket, {"cmd": "status"}, timeout=2)
-            print(f"bsrmon started (pid {st.get('pid')})")
-            return EXIT_OK
         except (NotRunning, OSError):
             time.sleep(0.1)
+            continue
+        # Return only once the source is live, so nothing the caller does
+        # next (bsradm up, ...) happens before bsrmon listens.
+        state = st.get("source_state", "live")
+        if state == "starting":
+            time.sleep(0.1)
+            continue
+        note = " (waiting for the bsr module to be loaded)" if state == "waiting" else ""
+        print(f"bsrmon started (pid {st.get('pid')}){note}")
+        return EXIT_OK
+    if proc.poll() is None and _answers(cfg):
+        print(f"bsrmon: started (pid {proc.pid}), but its source delivered nothing within "
+              f"{args.timeout:g} s", file=sys.stderr)
+        return EXIT_OK
     print("bsrmon: did not answer in time", file=sys.stderr)
     return EXIT_ERROR
+
+
+def _answers(cfg: Config) -> bool:
+    """The daemon answers on its control socket."""
+    try:
+        call(cfg.socket, {"cmd": "status"}, timeout=2)
+    except (NotRunning, OSError):
+        return False
+    return True
 
 
 def cmd_stop(cfg: Config, args: argparse.Namespace) -> int:

@@ -102,6 +102,10 @@ class Daemon:
     _http: asyncio.AbstractServer | None = None
     _ctl: asyncio.AbstractServer | None = None
     _ticker: asyncio.Task | None = None
+    # True once the source delivered its first batch: for the kernel source
+    # that means subscribed and the initial state read, so nothing that
+    # happens after `bsrmon start` returns can be missed.
+    source_ready: bool = False
 
     def _limits(self) -> Limits:
         return Limits(self.cfg.file_size_limit, self.cfg.total_size_limit, self.cfg.compress)
@@ -173,6 +177,7 @@ class Daemon:
         async for items in self.source.items():
             for item in items:
                 handle(item)
+            self.source_ready = True
 
     async def _tick_loop(self) -> None:
         while True:
@@ -297,6 +302,7 @@ class Daemon:
         return {
             "pid": os.getpid(),
             "source": self.source.describe(),
+            "source_state": self.source_state(),
             "uptime_s": round(time.time() - self.started, 1),
             "file_path": str(self.cfg.file_path),
             "period": self.cfg.period,
@@ -312,6 +318,15 @@ class Daemon:
             "last_write_error": ws.last_error,
             "listen": self.cfg.listen,
         }
+
+    def source_state(self) -> str:
+        """``live`` (delivering), ``waiting`` (kernel module not loaded yet,
+        retrying) or ``starting``."""
+        if self.source_ready:
+            return "live"
+        if getattr(self.source, "waiting", False):
+            return "waiting"
+        return "starting"
 
     def show(self) -> list[dict[str, Any]]:
         out = []

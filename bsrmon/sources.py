@@ -245,6 +245,7 @@ class KernelSource:
         self._stop = threading.Event()
         self.polls = 0
         self.poll_seconds = 0.0
+        self.waiting = False  # the module is not loaded; retrying
 
     def describe(self) -> str:
         return "kernel (generic netlink family bsr)"
@@ -298,6 +299,7 @@ class KernelSource:
                 if first and not isinstance(e, ModuleNotLoaded):
                     put(e)
                     return
+                self.waiting = isinstance(e, ModuleNotLoaded)
                 log.warning("kernel source: %s; retrying in %.0f s", e, RESTART_DELAY_S)
             first = False
             if self._stop.wait(RESTART_DELAY_S):

@@ -136,3 +136,17 @@ def test_sighup_rereads_the_config_file(daemon: Path) -> None:
     assert running_pid(daemon / "run/bsrmon.pid") == pid  # a bad file keeps it running...
     (daemon / "bsrmon.toml").write_text("period = 0.2\n")  # (no SIGHUP: just for our CLI)
     assert bsrmon(daemon, "get", "types").stdout == "network\n"  # ...with its settings
+
+
+def test_start_returns_only_once_the_source_delivers(tmp_path: Path) -> None:
+    """`bsrmon start; bsradm up r0` must not lose the create events: start
+    waits for the source, not just for the control socket."""
+    (tmp_path / "bsrmon.toml").write_text("period = 0.2\n")
+    r = bsrmon(tmp_path, "start", "--events-cmd", f"sleep 1.5; exec {GEN}")
+    try:
+        assert r.returncode == 0, r.stderr
+        info = json.loads(bsrmon(tmp_path, "status", "--json").stdout)
+        assert info["source_state"] == "live"
+        assert info["events"] > 0
+    finally:
+        bsrmon(tmp_path, "stop")

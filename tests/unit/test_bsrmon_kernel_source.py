@@ -116,3 +116,30 @@ def test_events_command_is_restarted_and_the_state_rebuilt(tmp_path: Path) -> No
     runs = [ln for ln in log if "exists resource name:r9 role:Secondary" in ln]
     assert len(runs) >= 2  # every restart dumps the state again, and it is logged again
     assert src.clock == "wall" and src.bad_lines == 0
+
+
+def test_source_state_is_waiting_without_the_module_and_live_once_it_delivers(tmp_path: Path) -> None:
+    from bsr.netlink import ModuleNotLoaded
+
+    loaded = {"yes": False}
+
+    def factory() -> FakeNetlink:
+        if not loaded["yes"]:
+            raise ModuleNotLoaded()
+        return FakeNetlink()
+
+    cfg = Config(file_path=tmp_path, period=0.2, socket=tmp_path / "s", pid_file=tmp_path / "p")
+    d = Daemon(cfg, KernelSource(cfg.period, netlink_factory=factory), control=False)
+    states = []
+
+    async def go() -> int:
+        task = asyncio.create_task(d.run())
+        await asyncio.sleep(0.5)
+        states.append(d.source_state())
+        d._stop.set()
+        return await task
+
+    assert asyncio.run(go()) == 0
+    assert states == ["waiting"]
+    assert Daemon(cfg, KernelSource(cfg.period, netlink_factory=FakeNetlink),
+                  control=False).source_state() == "starting"

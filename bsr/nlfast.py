@@ -42,8 +42,9 @@ from typing import Any, Callable, Iterator, Union
 from bsr import abi
 
 Value = Union[int, str, bytes]
-# One known field: (name, payload size, or _STR/_BIN, integer reader or None).
-_Leaf = tuple[str, int, Any]
+# One known field: (name, payload size or _STR/_BIN, integer reader or None,
+# struct format letter of an integer).
+_Leaf = tuple[str, int, Any, str]
 _Table = dict[int, _Leaf]
 
 NLA_TYPE_MASK = 0x3FFF  # clears NLA_F_NESTED (0x8000) and NLA_F_NET_BYTEORDER
@@ -64,6 +65,8 @@ _INT_READERS = {
 }
 _STR = 0  # size marker for strings
 _BIN = -1  # size marker for binary fields
+MAX_LAYOUTS = 4096  # remembered (struct, size) keys before starting over
+LAYOUTS_PER_SIZE = 4
 
 
 class DecodeError(ValueError):
@@ -73,15 +76,94 @@ class DecodeError(ValueError):
 def _leaf(f: abi.Field) -> _Leaf:
     t = f.nla_type
     if t == "str":
-        return (f.name, _STR, None)
+        return (f.name, _STR, None, "")
     if t == "bin":
-        return (f.name, _BIN, None)
+        return (f.name, _BIN, None, "")
     reader = _INT_READERS[t]
-    return (f.name, reader.size, reader.unpack_from)
+    return (f.name, reader.size, reader.unpack_from, reader.format[1:])
 
 
 def _struct_table(s: abi.Struct) -> _Table:
     return {attr: _leaf(f) for f, attr in abi.field_ids(s)}
+
+
+def _text(raw: bytes) -> Value:
+    raw = raw.strip(b"\0")
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return raw
+
+
+def _walk(buf: bytes, off: int, end: int, table: _Table, sname: str,
+          layout: list[tuple[int, int, _Leaf]]) -> dict[str, Value]:
+    """Decode the attributes of one struct one by one.
+
+    ``layout`` receives ``(length, type, field)`` of each attribute, or
+    is emptied when the struct holds something a template cannot replay
+    (an attribute this version does not know).
+    """
+    out: dict[str, Value] = {}
+    record = True
+    while off < end:
+        if end - off < 4:
+            raise DecodeError(f"{sname}: {end - off} bytes left over at {off}")
+        length, typ = _NLA_HDR(buf, off)
+        if length < 4 or off + length > end:
+            raise DecodeError(f"{sname}: attribute {typ & NLA_TYPE_MASK} at {off}: "
+                              f"length {length} outside 4..{end - off}")
+        leaf = table.get(typ & NLA_TYPE_MASK)
+        if leaf is None:
+            record = False
+        else:
+            name, size, read, _fmt = leaf
+            if size > 0:
+                if length - 4 != size:
+                    raise DecodeError(f"{sname}.{name}: {length - 4} bytes, "
+                                      f"expected {size}")
+                out[name] = read(buf, off + 4)[0]
+            elif size == _STR:
+                out[name] = _text(buf[off + 4:off + length])
+            else:
+                out[name] = buf[off + 4:off + length]
+            if record:
+                layout.append((length, typ, leaf))
+        off += (length + 3) & ~3
+    if not record or off != end:  # a replay must not read past the struct
+        layout.clear()
+    return out
+
+
+class _Template:
+    """A struct layout seen before, replayed with one ``unpack_from``.
+
+    The kernel sends every struct of a given kind with the same attributes
+    in the same order, so after one walk the whole struct (headers and
+    values) can be read at once; it is used only when every header read
+    back equals the recorded one, which also proves every length right.
+    """
+
+    __slots__ = ("reader", "lengths", "types", "names", "strings")
+
+    def __init__(self, layout: list[tuple[int, int, _Leaf]]) -> None:
+        fmt = ["="]
+        for length, _typ, (_name, size, _read, letter) in layout:
+            value = letter if size > 0 else f"{length - 4}s"
+            fmt.append(f"HH{value}{(-length) % 4}x")
+        self.reader = struct.Struct("".join(fmt))
+        self.lengths = tuple(a[0] for a in layout)
+        self.types = tuple(a[1] for a in layout)
+        self.names = tuple(a[2][0] for a in layout)
+        self.strings = tuple(a[2][0] for a in layout if a[2][1] == _STR)
+
+    def match(self, buf: bytes, off: int) -> dict[str, Value] | None:
+        vals = self.reader.unpack_from(buf, off)
+        if vals[1::3] != self.types or vals[0::3] != self.lengths:
+            return None
+        out: dict[str, Value] = dict(zip(self.names, vals[2::3]))
+        for name in self.strings:
+            out[name] = _text(out[name])  # type: ignore[arg-type]
+        return out
 
 
 class Decoder:
@@ -97,6 +179,8 @@ class Decoder:
         self._structs: dict[int, tuple[str, _Table]] = {
             ids[s.attr]: (s.name, _struct_table(s)) for s in abi.STRUCTS}
         self._cmd_names: dict[int, str] = {v: k for k, v in abi.command_ids().items()}
+        # (struct attr, payload size) -> layouts seen with that size
+        self._templates: dict[tuple[int, int], list[_Template]] = {}
 
     # -------------------------------------------------------- attributes
 
@@ -113,39 +197,32 @@ class Decoder:
                                   f"{length} outside 4..{end - off}")
             s = known.get(typ & NLA_TYPE_MASK)
             if s is not None:
-                out[s[0]] = self._fields(buf, off + 4, off + length, s[1], s[0])
+                out[s[0]] = self._fields(buf, off + 4, off + length, typ & NLA_TYPE_MASK,
+                                         s[1], s[0])
             off += (length + 3) & ~3
         return out
 
-    @staticmethod
-    def _fields(buf: bytes, off: int, end: int, table: _Table,
+    def _fields(self, buf: bytes, off: int, end: int, sid: int, table: _Table,
                 sname: str) -> dict[str, Value]:
-        out: dict[str, Value] = {}
-        while off < end:
-            if end - off < 4:
-                raise DecodeError(f"{sname}: {end - off} bytes left over at {off}")
-            length, typ = _NLA_HDR(buf, off)
-            if length < 4 or off + length > end:
-                raise DecodeError(f"{sname}: attribute {typ & NLA_TYPE_MASK} at {off}: "
-                                  f"length {length} outside 4..{end - off}")
-            leaf = table.get(typ & NLA_TYPE_MASK)
-            if leaf is not None:
-                name, size, read = leaf
-                if size > 0:
-                    if length - 4 != size:
-                        raise DecodeError(f"{sname}.{name}: {length - 4} bytes, "
-                                          f"expected {size}")
-                    out[name] = read(buf, off + 4)[0]  # type: ignore[operator]
-                elif size == _STR:
-                    raw = buf[off + 4:off + length].strip(b"\0")
-                    try:
-                        out[name] = raw.decode()
-                    except UnicodeDecodeError:
-                        out[name] = raw
-                else:
-                    out[name] = buf[off + 4:off + length]
-            off += (length + 3) & ~3
+        """One struct: a remembered layout if one matches, else the walk."""
+        key = (sid, end - off)
+        for tpl in self._templates.get(key, ()):
+            out = tpl.match(buf, off)
+            if out is not None:
+                return out
+        layout: list[tuple[int, int, _Leaf]] = []
+        out = _walk(buf, off, end, table, sname, layout)
+        if layout:
+            self._remember(key, _Template(layout))
         return out
+
+    def _remember(self, key: tuple[int, int], tpl: "_Template") -> None:
+        if len(self._templates) >= MAX_LAYOUTS:
+            self._templates.clear()
+        tpls = self._templates.setdefault(key, [])
+        if len(tpls) >= LAYOUTS_PER_SIZE:
+            tpls.pop(0)
+        tpls.append(tpl)
 
     # ---------------------------------------------------------- messages
 

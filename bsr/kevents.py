@@ -53,7 +53,18 @@ def _yn(v: Any) -> str:
     return "yes" if v else "no"
 
 
+# value -> name of every enum the converter prints (a dict lookup instead of
+# an enum call: this runs for every object of every statistics poll)
+_ENUM_NAMES: dict[type, dict[int, str]] = {
+    cls: {int(m): m.name for m in cls}
+    for cls in (abi.Role, abi.DiskState, abi.ConnState, abi.ReplState, abi.WriteOrdering)
+}
+
+
 def _enum_name(cls: type, v: Any, default: str = "Unknown") -> str:
+    names = _ENUM_NAMES.get(cls)
+    if names is not None and type(v) is int:
+        return names.get(v, default)
     try:
         return cls(int(v)).name
     except (TypeError, ValueError):
@@ -67,7 +78,7 @@ def _kib(sectors: Any) -> int:
 def _u64_list(blob: Any) -> str:
     data = bytes(blob or b"")
     n = len(data) // 8
-    return ",".join(str(x) for x in struct.unpack(f"={n}Q", data[:n * 8]))
+    return ",".join(map(str, struct.unpack(f"={n}Q", data[:n * 8])))
 
 
 def suspended_text(info: dict[str, Any]) -> str:
@@ -80,9 +91,14 @@ def suspended_text(info: dict[str, Any]) -> str:
     return ",".join(reasons) or "no"
 
 
+_SUSP_REASONS = tuple((int(r), str(r.name)) for r in abi.SuspReason)
+
+
 def resync_suspended_text(bits: Any) -> str:
-    reasons = [r.name for r in abi.SuspReason if int(bits or 0) & r]
-    return ",".join(reasons) or "no"
+    b = int(bits or 0)
+    if not b:
+        return "no"
+    return ",".join(name for bit, name in _SUSP_REASONS if b & bit) or "no"
 
 
 # bsr extension statistics, printed after the standard keys (docs/events2.md):
@@ -115,8 +131,11 @@ _PEER_DEVICE_EXT: tuple[_Ext, ...] = (
 
 def _ext(out: dict[str, str], stats: dict[str, Any], table: tuple[_Ext, ...]) -> None:
     for key, name, conv in table:
-        if name in stats:
-            out[key] = str(conv(stats[name]))
+        v = stats.get(name)
+        if v is not None:
+            out[key] = str(v) if conv is int and type(v) is int else str(conv(v))
+        elif name in stats:
+            out[key] = str(conv(v))
 
 
 @dataclass

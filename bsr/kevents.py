@@ -303,7 +303,7 @@ class Converter:
                     return None
         if destroy:
             return f
-        getattr(self, f"_{kind.name}")(f, msg)
+        _DETAILS[kind](self, f, msg)
         return f
 
     def _resource(self, f: dict[str, str], msg: Message) -> None:
@@ -379,6 +379,14 @@ class Converter:
 
     def _path(self, f: dict[str, str], msg: Message) -> None:
         f["established"] = _yn(msg.structs.get("path_info", {}).get("established"))
+
+
+# kind -> the Converter method adding the state (and statistics) keys
+_DETAILS: dict[Kind, Callable[[Converter, dict[str, str], Message], None]] = {
+    Kind.resource: Converter._resource, Kind.device: Converter._device,
+    Kind.connection: Converter._connection, Kind.peer_device: Converter._peer_device,
+    Kind.path: Converter._path,
+}
 
 
 def _history_key(f: dict[str, str]) -> tuple[str, ...]:

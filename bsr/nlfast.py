@@ -188,6 +188,7 @@ class Decoder:
         """Decode the top-level attribute chain ``buf[off:end]``."""
         out: dict[str, dict[str, Value]] = {}
         known = self._structs
+        templates = self._templates  # (inlined here: this loop is the hot path)
         while off < end:
             if end - off < 4:
                 raise DecodeError(f"{end - off} bytes left over after the attributes at {off}")
@@ -195,21 +196,24 @@ class Decoder:
             if length < 4 or off + length > end:
                 raise DecodeError(f"attribute {typ & NLA_TYPE_MASK} at {off}: length "
                                   f"{length} outside 4..{end - off}")
-            s = known.get(typ & NLA_TYPE_MASK)
+            sid = typ & NLA_TYPE_MASK
+            s = known.get(sid)
             if s is not None:
-                out[s[0]] = self._fields(buf, off + 4, off + length, typ & NLA_TYPE_MASK,
-                                         s[1], s[0])
+                fields = None
+                for tpl in templates.get((sid, length - 4), ()):
+                    fields = tpl.match(buf, off + 4)
+                    if fields is not None:
+                        break
+                if fields is None:
+                    fields = self._fields(buf, off + 4, off + length, sid, s[1], s[0])
+                out[s[0]] = fields
             off += (length + 3) & ~3
         return out
 
     def _fields(self, buf: bytes, off: int, end: int, sid: int, table: _Table,
                 sname: str) -> dict[str, Value]:
-        """One struct: a remembered layout if one matches, else the walk."""
+        """One struct the hard way, remembering its layout for next time."""
         key = (sid, end - off)
-        for tpl in self._templates.get(key, ()):
-            out = tpl.match(buf, off)
-            if out is not None:
-                return out
         layout: list[tuple[int, int, _Leaf]] = []
         out = _walk(buf, off, end, table, sname, layout)
         if layout:

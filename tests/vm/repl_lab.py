@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bsr.netlink import encode_addr
 from harness import Guest
 from harness.lab import Lab
@@ -159,6 +161,22 @@ def events(n: Node) -> str:
 
 def kmsg(n: Node) -> str:
     return n.g.check("dmesg", timeout=T).stdout
+
+
+def kmsg_mark(n: Node) -> str:
+    """Put a unique line into the kernel log; see :func:`kmsg_after`.  (An
+    offset into ``dmesg`` breaks once the ring buffer wraps, which a guest
+    that lives for the whole session does.)"""
+    token = f"bsr-test-mark-{time.monotonic_ns()}"
+    n.g.check(f"echo {token} > /dev/kmsg", timeout=T)
+    return token
+
+
+def kmsg_after(n: Node, token: str) -> str:
+    text = kmsg(n)
+    at = text.rfind(token)
+    assert at >= 0, f"{n.g.name}: kernel log mark {token} is gone (ring buffer too small?)"
+    return text[at:]
 
 
 def down(n: Node) -> None:
@@ -385,3 +403,6 @@ def bsr_pairs(ko: Path, protocol: str = "C"):
 
 
 PAIRS = {"drbd84": drbd84_pairs, "bsr": bsr_pairs}
+# Test parameters: bsr always; the DRBD 8.4 reference run (same scenario,
+# proves the scenario itself can pass) only under `make soak`.
+BACKENDS = ["bsr", pytest.param("drbd84", marks=pytest.mark.soak)]

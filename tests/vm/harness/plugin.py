@@ -106,6 +106,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # its two guests are not left idling (and scanned) beside the others.
     with_lab = {item.module for item in items if "lab" in getattr(item, "fixturenames", ())}
     items.sort(key=lambda item: getattr(item, "module", None) in with_lab)
+    # Long runs (soak loops, the DRBD reference variants) only under `make soak`.
+    if "soak" not in (config.option.markexpr or ""):
+        later = pytest.mark.skip(reason="soak: runs only under `make soak` (pytest -m soak)")
+        for item in items:
+            if item.get_closest_marker("soak"):
+                item.add_marker(later)
     reg = registry_of(config)
     if reg.env is not None:
         return
@@ -332,6 +338,10 @@ def lab(_session_lab: Lab, guest_registry: Registry) -> Iterator[Lab]:
     for g in lab_.nodes:
         _clean_modules(g)
     guest_registry.scan(lab_.nodes)
+    for g in lab_.nodes:
+        # `dmesg` shows this test's lines only (the pair lives all session;
+        # the scan reads /dev/kmsg by sequence number and is unaffected)
+        g.check("dmesg --clear", timeout=30)
     yield lab_
     alive = [g for g in lab_.nodes if g.alive]
     for g in alive:

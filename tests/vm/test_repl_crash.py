@@ -26,7 +26,7 @@ import pytest
 
 from harness import GuestError
 from harness.lab import Lab
-from repl_lab import PAIRS, Node, Pair, ackwriter_cmd, data_sha256, nodes, zero_image
+from repl_lab import BACKENDS, PAIRS, Node, Pair, ackwriter_cmd, data_sha256, nodes, zero_image
 
 pytestmark = pytest.mark.vm
 
@@ -121,7 +121,7 @@ def make_pairs(request: pytest.FixtureRequest, backend: str) -> Callable[[Node, 
     return PAIRS[backend](ko, "C")
 
 
-@pytest.mark.parametrize("backend", sorted(PAIRS))
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_primary_killed_under_protocol_c_loses_no_acknowledged_write(lab: Lab, backend: str,
                                                                     request: pytest.FixtureRequest) -> None:
     run_iterations(lab, make_pairs(request, backend), 1, seed=int(time.time()))

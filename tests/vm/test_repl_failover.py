@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.lab import Lab
-from repl_lab import PAIRS, Node, Pair, ackwriter_cmd, data_sha256, nodes, zero_image
+from repl_lab import BACKENDS, PAIRS, Node, Pair, ackwriter_cmd, data_sha256, nodes, zero_image
 
 pytestmark = pytest.mark.vm
 
@@ -41,7 +41,7 @@ def same_data(pair: Pair, step: str) -> None:
     assert ha == hb, f"after {step}: data areas differ: a {ha} b {hb}"
 
 
-@pytest.mark.parametrize("backend", sorted(PAIRS))
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_planned_failover_to_b_and_back_keeps_both_disks_identical(lab: Lab, backend: str,
                                                                    request: pytest.FixtureRequest) -> None:
     ko = request.getfixturevalue("bsr_ko") if backend == "bsr" else Path()

@@ -156,7 +156,7 @@ def test_p_in_bsrwatch_makes_a_primary_through_bsradm_in_the_guest(on_a: Lab, bs
 
 
 def test_resync_progress_bar_shows_during_the_initial_sync(on_a: Lab, bsr_ko: Path) -> None:
-    bring_up(on_a, bsr_ko, resync_rate="2M")  # 256 MiB at 2 MiB/s: two minutes to look
+    bring_up(on_a, bsr_ko, resync_rate="2M")  # 128 MiB at 2 MiB/s: a minute to look
 
     async def script(pilot: Any, app: BsrWatchApp) -> dict[str, Any]:
         await until(pilot, lambda: res_line(app), "r0 listed")
@@ -169,7 +169,8 @@ def test_resync_progress_bar_shows_during_the_initial_sync(on_a: Lab, bsr_ko: Pa
 
         def bar() -> str:
             for ln in lines(app):
-                if "vol 0" in ln and "%" in ln and "ETA" in ln:
+                # (StartingSyncS shows an empty bar first: wait for the sync itself)
+                if "vol 0" in ln and "SyncSource" in ln and "%" in ln and "ETA" in ln:
                     seen["bar"] = ln
             return seen["bar"]
 

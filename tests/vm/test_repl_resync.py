@@ -148,7 +148,7 @@ def test_cut_link_while_primary_writes_then_bitmap_resync_moves_only_the_changes
     pb = wait_synced(b, 300)
     wait_synced(a, 300)
     assert "rule 50: bitmap-based resync, this node is SyncSource" in kmsg(a)
-    # 8 MiB written: the resync moves that, not the disk (256 MiB)
+    # 8 MiB written: the resync moves that, not the disk (128 MiB)
     assert 8 * 2048 <= pb["rs_total"] <= 12 * 2048, pb
     compare(a, b)
 
@@ -301,7 +301,7 @@ def test_default_controller_keeps_up_with_a_fixed_100M_rate_on_an_idle_device(
         for n in (a, b):
             check_nl(n, "DOWN", ctx={"res_name": "r0"})
             n.g.rmmod("bsr")
-    print("full sync of 256 MiB: " + ", ".join(f"{k} {v:.1f} MiB/s" for k, v in rates.items()))
+    print("full sync of the 128 MiB disk: " + ", ".join(f"{k} {v:.1f} MiB/s" for k, v in rates.items()))
     # Idle device: the default runs at c-max-rate like the fixed rate.  On this shared
     # TCG host the same sync varies by 2x between runs (seen: 4.4/9.6 and 6.4/4.3), so
     # the bound only catches a controller that crawls (one stuck at its start rate

@@ -75,7 +75,7 @@ class NetemSettings:
 class Lab:
     """Guests ``a`` (198.18.0.1, fd00::1) and ``b`` (198.18.0.2, fd00::2)."""
 
-    def __init__(self, env: KernelEnv, workdir: Path, disks_per_node: int = 1, disk_mb: int = 256,
+    def __init__(self, env: KernelEnv, workdir: Path, disks_per_node: int = 1, disk_mb: int = 128,
                  cpus: int = 1, memory: str = "1G") -> None:
         p_a, p_b = free_udp_ports(2)
         self.workdir = workdir

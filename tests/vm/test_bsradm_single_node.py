@@ -12,7 +12,7 @@ from harness import Guest
 pytestmark = pytest.mark.vm
 
 HOST = "solo"
-BSRADM = f"BSR_HOSTNAME={HOST} python -m bsr.adm -c /tmp/bsr.conf"
+BSRADM = f"BSR_HOSTNAME={HOST} bsradm -c /tmp/bsr.conf"
 BSR_NODE_NAME = "adm"
 BSR_NODE_DISKS_MB = [64, 64]
 BSR_NODE_CLEANUP = f"{BSRADM} down r0"

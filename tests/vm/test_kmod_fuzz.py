@@ -118,11 +118,11 @@ def test_ten_thousand_malformed_messages_are_answered_and_module_survives(_fuzz_
     g = _fuzz_guest
     g.rmmod("bsr")
     g.insmod(bsr_ko)
-    out = g.check(f"cd /work/main && python - 10000 4242 <<'EOF'\n{FUZZ}\nEOF", timeout=900).stdout
+    out = g.check(f"python - 10000 4242 <<'EOF'\n{FUZZ}\nEOF", timeout=900).stdout
     counts = json.loads(out.splitlines()[-1])
     assert sum(counts.values()) >= 10000
     assert counts["error"] > 1000
-    out = g.check(f"cd /work/main && python - <<'EOF'\n{SANITY}\nEOF", timeout=120).stdout
+    out = g.check(f"python - <<'EOF'\n{SANITY}\nEOF", timeout=120).stdout
     assert json.loads(out.splitlines()[-1]) == {"left": 1}  # only EV_INITIAL_DONE
     g.rmmod("bsr")
     assert not g.module_loaded("bsr")

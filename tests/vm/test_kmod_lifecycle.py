@@ -57,7 +57,7 @@ with open(sys.argv[1], "w") as out:
 
 def pyrun(g: Guest, code: str, timeout: float = 600, check: bool = True) -> list[dict]:
     script = PRELUDE + code
-    cmd = f"cd /work/main && python - <<'EOF'\n{script}\nEOF"
+    cmd = f"python - <<'EOF'\n{script}\nEOF"
     r = g.check(cmd, timeout=timeout) if check else g.run(cmd, timeout=timeout)
     return [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
 
@@ -89,7 +89,7 @@ def node(_kmod_guest: Guest, bsr_ko) -> Guest:
 def create_md(g: Guest) -> str:
     disk = g.spec.disks[0].device
     g.check(f"dd if=/dev/zero of={disk} bs=1M count=16 oflag=direct status=none")
-    g.check(f"cd /work/main && python -m bsr.meta_cli --force --node-id=0 0 v1 {disk} internal "
+    g.check(f"bsrmeta --force --node-id=0 0 v1 {disk} internal "
             f"create-md --max-peers=1", timeout=600)
     return disk
 
@@ -112,7 +112,7 @@ def test_lifecycle_data_survives_detach_reattach_and_role_changes(node: Guest) -
     listeners = []
     for name in ("a", "b"):
         code = shlex.quote(LISTENER)
-        listeners.append(g.run_async(f"cd /work/main && python -c {code} /tmp/ev_{name}.json",
+        listeners.append(g.run_async(f"python -c {code} /tmp/ev_{name}.json",
                                      timeout=2400))
     g.check("until [ -e /tmp/ev_a.json.ready ] && [ -e /tmp/ev_b.json.ready ]; do sleep 0.5; done",
             timeout=300)
@@ -254,7 +254,7 @@ req("DEL_RESOURCE", ctx={"res_name": "r0"})
     # without CAP_NET_ADMIN every mutating command is refused; reads still work
     code = PRELUDE + 'req("PRIMARY", ctx={"res_name": "r0"}, role_parms={"force": 1})\n' \
         'print(json.dumps({"cmd": "dump", "ok": True, "n": len(nl.dump("GET_DEVICES"))}))\n'
-    out = g.check("cd /work/main && setpriv --inh-caps=-all --bounding-set=-all "
+    out = g.check("setpriv --inh-caps=-all --bounding-set=-all "
                   "python - <<'EOF'\n" + code + "\nEOF", timeout=600).stdout
     rr = results([json.loads(x) for x in out.splitlines() if x.startswith("{")])
     assert rr["PRIMARY"]["errno"] == 1
@@ -283,7 +283,7 @@ def _io_error_setup(g: Guest, policy: str) -> str:
     sectors = int(g.check(f"blockdev --getsz {disk}").stdout)
     g.check(f"dmsetup create bsrlow --table '0 {sectors} linear {disk} 0'")
     low = "/dev/mapper/bsrlow"
-    g.check(f"cd /work/main && python -m bsr.meta_cli --force --node-id=0 0 v1 {low} internal "
+    g.check(f"bsrmeta --force --node-id=0 0 v1 {low} internal "
             f"create-md --max-peers=1", timeout=600)
     r = results(pyrun(g, f'''
 req("NEW_RESOURCE", ctx={{"res_name": "r0"}}, res_opts={{"node_id": 0}})

@@ -3,7 +3,9 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 # every test bounded (guest boots included) so a hang cannot stall CI
-PYTEST := $(PY) -m pytest -p no:cacheprovider -ra --timeout=1200
+PYTEST := $(PY) -m pytest -p no:cacheprovider -ra --timeout=1200 --durations=25
+# extra pytest arguments, e.g. make soak PYTEST_ARGS="-k bsr"
+PYTEST_ARGS ?=
 # Guest kernel: newest installed image that also has build headers
 # (never `uname -r`: the host's kernel is not the guest's).
 KVER ?= $(shell tools/kver.sh)
@@ -12,7 +14,7 @@ CHECKPATCH_SRCS = $(filter-out kmod/bsr_nl_gen.c kmod/bsr_nl_gen.h kmod/%.mod.c,
 
 # pytest exits 5 when it collected nothing: not a failure here.
 define run_pytest
-	@set +e; $(PYTEST) $(1); rc=$$?; \
+	@set +e; $(PYTEST) $(1) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected for: $(1)"; rc=0; fi; exit $$rc
 endef
 

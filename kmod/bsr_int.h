@@ -266,6 +266,8 @@ void bsr_notify_device(struct bsr_device *dev, enum bsr_notify_type t);
 void bsr_notify_connection(struct bsr_connection *c, enum bsr_notify_type t);
 void bsr_notify_peer_device(struct bsr_peer_device *pd,
 			    enum bsr_notify_type t);
+void bsr_set_pd_state(struct bsr_peer_device *pd, enum bsr_repl_state rs,
+		      enum bsr_disk_state pds);
 void bsr_notify_path(struct bsr_path *p, enum bsr_notify_type t);
 void bsr_notify_helper(struct bsr_connection *c, u32 volume,
 		       const char *helper);

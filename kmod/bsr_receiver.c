@@ -195,8 +195,9 @@ static void set_path(struct bsr_path *p, bool established)
 	bsr_notify_path(p, BSR_NOTIFY_TYPE_CHANGE);
 }
 
-static void set_pd(struct bsr_peer_device *pd, enum bsr_repl_state rs,
-		   enum bsr_disk_state pds)
+/* Set a peer device's replication and peer-disk state; notify on change. */
+void bsr_set_pd_state(struct bsr_peer_device *pd, enum bsr_repl_state rs,
+		      enum bsr_disk_state pds)
 {
 	if (pd->repl_state == rs && pd->peer_disk_state == pds)
 		return;
@@ -216,7 +217,7 @@ static void clear_link_state(struct bsr_connection *c)
 	list_for_each_entry(p, &c->paths, list)
 		set_path(p, false);
 	list_for_each_entry(pd, &c->peer_devices, list)
-		set_pd(pd, BSR_REPL_STATE_OFF, BSR_DISK_STATE_DUNKNOWN);
+		bsr_set_pd_state(pd, BSR_REPL_STATE_OFF, BSR_DISK_STATE_DUNKNOWN);
 }
 
 static bool thread_set_cstate(struct bsr_net *n, enum bsr_conn_state cs)
@@ -292,7 +293,7 @@ static bool enter_connected(struct bsr_net *n)
 			continue;
 		pd->peer_current_uuid = n->hs[i].peer_uuid;
 		pd->bitmap_uuid = n->hs[i].bitmap_uuid;
-		set_pd(pd, n->hs[i].repl_state, n->hs[i].peer_disk);
+		bsr_set_pd_state(pd, n->hs[i].repl_state, n->hs[i].peer_disk);
 		/* attached while the handshake ran: it joins now */
 		if (!n->hs[i].local_disk && pd->device->backing &&
 		    bsr_vj_local(n, pd))

@@ -92,16 +92,6 @@ static int send_join(struct bsr_net *n, struct bsr_vol_join *j)
 	return bsr_send(&n->data, P_VOL_JOIN, j->volume, &p, sizeof(p));
 }
 
-static void set_pd_state(struct bsr_peer_device *pd, enum bsr_repl_state rs,
-			 enum bsr_disk_state pds)
-{
-	if (pd->repl_state == rs && pd->peer_disk_state == pds)
-		return;
-	pd->repl_state = rs;
-	pd->peer_disk_state = pds;
-	bsr_notify_peer_device(pd, BSR_NOTIFY_TYPE_CHANGE);
-}
-
 /*
  * Both sides' facts are in @j: decide, make room for the volume in the
  * live connection, answer the peer if we have not spoken yet, then let the
@@ -127,7 +117,7 @@ static int vj_finish(struct bsr_net *n, struct bsr_vol_join *j,
 	if (!err && !serr) {
 		pd->peer_current_uuid = r.peer_uuid;
 		pd->bitmap_uuid = r.bitmap_uuid;
-		set_pd_state(pd, r.repl_state, r.peer_disk);
+		bsr_set_pd_state(pd, r.repl_state, r.peer_disk);
 		bsr_rs_join_start(pd);
 		pr_info("%s/%u peer %u: volume joined the connection\n",
 			n->res_name, j->volume, n->peer_node_id);
@@ -199,7 +189,7 @@ static int vj_leave(struct bsr_net *n, struct bsr_peer_device *pd)
 	if (!told)
 		return 0;
 	if (pd->repl_state != BSR_REPL_STATE_OFF)
-		set_pd_state(pd, BSR_REPL_STATE_ESTABLISHED,
+		bsr_set_pd_state(pd, BSR_REPL_STATE_ESTABLISHED,
 			     pd->peer_disk_state);
 	return bsr_send(&n->data, P_VOL_LEAVE, pd->device->volume, &p,
 			sizeof(p));
@@ -302,7 +292,7 @@ static int recv_leave(struct bsr_net *n, struct bsr_pkt_hdr *h, u16 volume)
 		return 0;
 	if (bsr_rs_leave(pd))
 		return bsr_proto_err(n, &n->data, "P_VOL_LEAVE while a resync runs", h);
-	set_pd_state(pd, BSR_REPL_STATE_ESTABLISHED, BSR_DISK_STATE_DISKLESS);
+	bsr_set_pd_state(pd, BSR_REPL_STATE_ESTABLISHED, BSR_DISK_STATE_DISKLESS);
 	pr_info("%s/%u peer %u: the peer detached its disk\n", n->res_name,
 		volume, n->peer_node_id);
 	return 0;

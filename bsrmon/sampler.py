@@ -240,28 +240,63 @@ def _connection_keys(res: str, peer: int) -> dict[str, SeriesKey]:
     return {t: SeriesKey(t, res, None, peer) for t in ("sendbuf", "network")}
 
 
+# One object's counters, as the sampler takes them:
+#   devices: ("d", key) -> (resource, volume, counters)
+#   peer devices: ("p", key) -> (resource, volume, peer, counters)
+#   connections: ("c", key) -> (resource, peer, counters)
+ObjKey = tuple[str, tuple[str, ...]]
+
+
+@dataclass
+class Snapshot:
+    """Every object's counters at one moment, whatever they were read from
+    (:meth:`from_state`, or the kernel source's dump: :mod:`bsrmon.kfeed`)."""
+
+    devices: dict[ObjKey, tuple[str, int, dict[str, Any]]] = field(default_factory=dict)
+    peer_devices: dict[ObjKey, tuple[str, int, int, dict[str, Any]]] = \
+        field(default_factory=dict)
+    connections: dict[ObjKey, tuple[str, int, dict[str, Any]]] = field(default_factory=dict)
+
+    @classmethod
+    def from_state(cls, state: State) -> "Snapshot":
+        snap = cls()
+        for key, d in state.devices.items():
+            snap.devices[("d", key)] = (d.name, d.volume, _counters_device(d))
+        for key, pd in state.peer_devices.items():
+            snap.peer_devices[("p", key)] = (pd.name, pd.volume, pd.peer_node_id,
+                                             _counters_peer_device(pd))
+        for key, c in state.connections.items():
+            cur = _counters_connection(
+                c, lambda c=c: state.peer_devices_of(c.name, c.peer_node_id))
+            snap.connections[("c", key)] = (c.name, c.peer_node_id, cur)
+        return snap
+
+
 @dataclass
 class Sampler:
     """Keeps the previous counters of every object between periods."""
 
     types: tuple[str, ...]
     # object -> (time, counters) of its previous sample
-    _prev: dict[tuple[str, tuple[str, ...]], tuple[datetime, dict[str, Any]]] = \
-        field(default_factory=dict)
+    _prev: dict[ObjKey, tuple[datetime, dict[str, Any]]] = field(default_factory=dict)
 
     def reset(self) -> None:
         self._prev.clear()
 
     def sample(self, state: State, t: datetime,
                module: dict[str, int] | None = None) -> list[tuple[SeriesKey, Values]]:
+        return self.sample_snapshot(Snapshot.from_state(state), t, module)
+
+    def sample_snapshot(self, snap: Snapshot, t: datetime,
+                        module: dict[str, int] | None = None
+                        ) -> list[tuple[SeriesKey, Values]]:
         out: list[tuple[SeriesKey, Values]] = []
         want = frozenset(self.types)
         old = self._prev
-        new: dict[tuple[str, tuple[str, ...]], tuple[datetime, dict[str, Any]]] = {}
+        new: dict[ObjKey, tuple[datetime, dict[str, Any]]] = {}
         dts: dict[datetime, float] = {}  # previous sample time -> interval
 
-        def step(k: tuple[str, tuple[str, ...]], cur: dict[str, Any]
-                 ) -> tuple[dict[str, Any], float] | None:
+        def step(k: ObjKey, cur: dict[str, Any]) -> tuple[dict[str, Any], float] | None:
             new[k] = (t, cur)
             prev = old.get(k)
             if prev is None or prev[0] >= t:
@@ -271,25 +306,22 @@ class Sampler:
                 dt = dts[prev[0]] = _interval(prev[0], t)
             return prev[1], dt
 
-        for key, d in state.devices.items():
-            cur = _counters_device(d)
-            self._device(d, step(("d", key), cur), cur, want, out)
-        for key, pd in state.peer_devices.items():
-            cur = _counters_peer_device(pd)
-            self._peer_device(pd, step(("p", key), cur), cur, want, out)
-        for key, c in state.connections.items():
-            cur = _counters_connection(
-                c, lambda c=c: state.peer_devices_of(c.name, c.peer_node_id))
-            self._connection(c, step(("c", key), cur), cur, want, out)
+        for k, (res, vol, cur) in snap.devices.items():
+            self._device(res, vol, step(k, cur), cur, want, out)
+        for k, (res, vol, peer, cur) in snap.peer_devices.items():
+            self._peer_device(res, vol, peer, step(k, cur), cur, want, out)
+        for k, (res, peer, cur) in snap.connections.items():
+            self._connection(res, peer, step(k, cur), cur, want, out)
         if "memstat" in want:
             out.append(self._memstat(module))
         self._prev = new  # objects not seen this time were destroyed
         return out
 
     @staticmethod
-    def _device(d: Device, prev: tuple[dict[str, Any], float] | None, cur: dict[str, Any],
-                want: frozenset[str], out: list[tuple[SeriesKey, Values]]) -> None:
-        keys = _device_keys(d.name, d.volume)
+    def _device(res: str, vol: int, prev: tuple[dict[str, Any], float] | None,
+                cur: dict[str, Any], want: frozenset[str],
+                out: list[tuple[SeriesKey, Values]]) -> None:
+        keys = _device_keys(res, vol)
         if "io_pending" in want:
             out.append((keys["io_pending"],
                         (cur["upper_pending"], cur["lower_pending"], cur["al_used"])))
@@ -314,12 +346,13 @@ class Sampler:
                 ms, completed, local[1], master[1], _sub(master[1], local[1]), errors)))
 
     @staticmethod
-    def _peer_device(pd: PeerDevice, prev: tuple[dict[str, Any], float] | None,
+    def _peer_device(res: str, vol: int, peer: int,
+                     prev: tuple[dict[str, Any], float] | None,
                      cur: dict[str, Any], want: frozenset[str],
                      out: list[tuple[SeriesKey, Values]]) -> None:
         if prev is None:
             return
-        keys = _peer_device_keys(pd.name, pd.volume, pd.peer_node_id)
+        keys = _peer_device_keys(res, vol, peer)
         p, dt = prev
         acked, repl, rs = _rates(p, cur, _PEER_DEVICE_RATES, dt)
         ms = round(dt * 1000)
@@ -341,10 +374,10 @@ class Sampler:
             out.append((keys["resync_ratio"], (ms, repl, rs, pct, cur.get("oos_kib"))))
 
     @staticmethod
-    def _connection(c: Connection, prev: tuple[dict[str, Any], float] | None,
+    def _connection(res: str, peer: int, prev: tuple[dict[str, Any], float] | None,
                     cur: dict[str, Any], want: frozenset[str],
                     out: list[tuple[SeriesKey, Values]]) -> None:
-        keys = _connection_keys(c.name, c.peer_node_id)
+        keys = _connection_keys(res, peer)
         if "sendbuf" in want:
             out.append((keys["sendbuf"], (
                 cur["sndbuf_fill"], cur["sndbuf_size"], cur["ap_in_flight"], cur["rs_in_flight"])))

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from bsr.events2 import format_event
 from bsr.model import IDENTITY_KEYS, Event, Kind, State, Verb
 
-from bsrmon.sampler import Sampler, Values
+from bsrmon.sampler import Sampler, Snapshot, Values
 from functools import lru_cache
 
 from bsrmon.series import SeriesKey, format_line, format_time
 from bsrmon.writer import Entry
+
+if TYPE_CHECKING:
+    from bsrmon.kfeed import KernelFeed
 
 EVENTS_LOG = "events.log"
 PERFMON = "perfmon"
@@ -50,7 +53,26 @@ class Reset:
     reason: str = ""
 
 
-Item = Event | Tick | Reset
+@dataclass
+class KernelMessages:
+    """Decoded bsr.ko messages to convert into events on the collector's
+    thread: the initial dump (``initial``) or notifications (``live``)."""
+
+    msgs: list[Any]
+    live: bool = False
+    initial: bool = False
+
+
+@dataclass
+class KernelPoll:
+    """The kernel source's statistics dump of one period, then its tick
+    (see :mod:`bsrmon.kfeed`)."""
+
+    msgs: list[Any]
+    tick: Tick
+
+
+Item = Event | Tick | Reset | KernelMessages | KernelPoll
 
 
 @lru_cache(maxsize=65536)
@@ -75,7 +97,7 @@ def local_naive(t: datetime) -> datetime:
 class Collector:
     types: tuple[str, ...]
     submit: Callable[[list[Entry]], bool]
-    state: State = field(default_factory=State)
+    raw_state: State = field(default_factory=State)  # without deferred kernel replies
     latest: dict[SeriesKey, tuple[datetime, Values]] = field(default_factory=dict)
     last_tick: datetime | None = None
     events_seen: int = 0
@@ -83,9 +105,24 @@ class Collector:
     _sampler: Sampler = field(init=False)
     _logged: dict[tuple[Kind, tuple[str, ...]], dict[str, str]] = field(default_factory=dict)
     _pending_log: list[Entry] = field(default_factory=list)
+    _feed: "KernelFeed | None" = None
 
     def __post_init__(self) -> None:
         self._sampler = Sampler(self.types)
+
+    @property
+    def state(self) -> State:
+        """The merged state, up to date (kernel replies deferred by
+        :mod:`bsrmon.kfeed` are merged first)."""
+        if self._feed is not None and self._feed.deferred:
+            self._feed.settle(self)
+        return self.raw_state
+
+    def _kernel_feed(self) -> "KernelFeed":
+        if self._feed is None:
+            from bsrmon.kfeed import KernelFeed
+            self._feed = KernelFeed()
+        return self._feed
 
     def set_types(self, types: tuple[str, ...]) -> None:
         self.types = types
@@ -95,6 +132,11 @@ class Collector:
     def handle(self, item: Item) -> None:
         if item.__class__ is Event:  # the common case first
             self.event(item)  # type: ignore[arg-type]
+        elif item.__class__ is KernelPoll:
+            snap = self._kernel_feed().poll(item, self)  # type: ignore[arg-type]
+            self.tick(item.tick.time, item.tick.module, snap)  # type: ignore[union-attr]
+        elif item.__class__ is KernelMessages:
+            self._kernel_feed().messages(item, self)  # type: ignore[arg-type]
         elif isinstance(item, Tick):
             self.tick(item.time, item.module)
         elif isinstance(item, Reset):
@@ -107,7 +149,12 @@ class Collector:
     def event(self, ev: Event) -> None:
         self.events_seen += 1
         line = self._log_line(ev)
-        self.state.apply(ev)
+        self.raw_state.apply(ev)
+        feed = self._feed
+        if feed is not None and feed.deferred and ev.kind in STATE_KEYS:
+            ident = ev.key()
+            if ident is not None:
+                feed.forget(ev.kind, ident)
         if line is not None:
             self._pending_log.append((EVENTS_LOG, "", line + "\n"))
             if ev.verb is not Verb.exists or ev.is_initial_done:
@@ -149,14 +196,17 @@ class Collector:
         return format_event(Event(ev.verb, ev.kind, fields, ev.timestamp), timestamps=True)
 
     def reset(self, reason: str) -> None:
-        self.state.clear()
+        self.raw_state.clear()
+        self._feed = None  # the new session has a new converter
         self._sampler.reset()
         self._logged.clear()
         self.latest.clear()
 
     # -- samples ----------------------------------------------------------
 
-    def tick(self, t: datetime, module: dict[str, int] | None = None) -> None:
+    def tick(self, t: datetime, module: dict[str, int] | None = None,
+             snap: Snapshot | None = None) -> None:
+        """Sample the state (or ``snap``, the counters of the same moment)."""
         self.flush_log()
         t = local_naive(t)
         if self.last_tick is not None and t <= self.last_tick:
@@ -167,7 +217,9 @@ class Collector:
         stamp = format_time(t)
         latest = self.latest
         add = batch.append
-        for key, values in self._sampler.sample(self.state, t, module):
+        if snap is None:
+            snap = Snapshot.from_state(self.state)
+        for key, values in self._sampler.sample_snapshot(snap, t, module):
             latest[key] = (t, values)
             rel, header = _dest(key)
             add((rel, header, format_line(stamp, values)))

@@ -7,10 +7,15 @@ A source is an async iterator of lists of :data:`bsrmon.collector.Item`
 same code path.
 
 * :class:`KernelSource` (default): bsr.ko over generic netlink.  A thread
-  joins the ``events`` group, reads the initial state, converts
-  notifications with :class:`bsr.kevents.Converter` and, every period,
-  re-reads every object with its statistics (``GET_INITIAL_STATE`` dump)
-  and the module statistics (``GET_VERSION``), then emits a Tick.
+  joins the ``events`` group, reads the initial state, passes on
+  notifications and, every period, re-reads every object with its
+  statistics (``GET_INITIAL_STATE`` dump) and the module statistics
+  (``GET_VERSION``).  By default the decoded messages go to the collector
+  as they are (:class:`~bsrmon.collector.KernelMessages`, one
+  :class:`~bsrmon.collector.KernelPoll` per period), which converts only
+  what changed (:mod:`bsrmon.kfeed`); with ``fast_stats = False`` the thread
+  converts every message into events with :class:`bsr.kevents.Converter`
+  and emits a Tick after each poll (the reference path, same output).
 * :class:`Events2Source`: any ``events2`` text stream (``bsrsetup events2
   --statistics --timestamps --interval=1``, a recorded file, stdin, or a
   command that is restarted when it exits).  With ``clock="event"`` (the
@@ -35,7 +40,7 @@ from typing import AsyncIterator, Callable, Iterable
 from bsr.events2 import parse_line
 from bsr.model import Event, Kind, Verb
 
-from bsrmon.collector import Item, Reset, Tick
+from bsrmon.collector import Item, KernelMessages, KernelPoll, Reset, Tick
 
 log = logging.getLogger("bsrmon")
 
@@ -233,6 +238,55 @@ def _seq_of(msgs: list) -> int | None:
     return max(seqs) if seqs else None
 
 
+Put = Callable[[Item | BaseException | None], None]
+
+
+class _EventFeed:
+    """Converts in the netlink thread: an event per object and poll."""
+
+    def __init__(self, put: Put) -> None:
+        from bsr.kevents import Converter
+        self.put = put
+        self.conv = Converter(statistics=True)
+
+    def initial(self, msgs: list) -> None:  # type: ignore[type-arg]
+        done = False
+        for m in msgs:
+            for ev in self.conv.convert(m, verb=Verb.exists):
+                done = done or ev.is_initial_done
+                self.put(ev)
+        if not done:
+            self.put(Event(Verb.exists, Kind.other, raw_object="-"))
+        self.conv.baseline(_seq_of(msgs))
+
+    def notify(self, msg) -> None:  # type: ignore[no-untyped-def]
+        for ev in self.conv.convert(msg, live=True):
+            self.put(ev)
+
+    def poll(self, msgs: list, tick: Tick) -> None:  # type: ignore[type-arg]
+        for m in msgs:
+            for ev in self.conv.convert(m, verb=Verb.change):
+                if ev.kind is not Kind.other:
+                    self.put(ev)
+        self.put(tick)
+
+
+class _RawFeed:
+    """Passes decoded messages on; the collector converts (bsrmon.kfeed)."""
+
+    def __init__(self, put: Put) -> None:
+        self.put = put
+
+    def initial(self, msgs: list) -> None:  # type: ignore[type-arg]
+        self.put(KernelMessages(msgs, initial=True))
+
+    def notify(self, msg) -> None:  # type: ignore[no-untyped-def]
+        self.put(KernelMessages([msg], live=True))
+
+    def poll(self, msgs: list, tick: Tick) -> None:  # type: ignore[type-arg]
+        self.put(KernelPoll(msgs, tick))
+
+
 class KernelSource:
     """bsr.ko via :mod:`bsr.netlink`, converted by :mod:`bsr.kevents`."""
 
@@ -246,6 +300,7 @@ class KernelSource:
         self.polls = 0
         self.poll_seconds = 0.0
         self.waiting = False  # the module is not loaded; retrying
+        self.fast_stats = True  # False: an event per object and poll (bsrmon.kfeed)
 
     def describe(self) -> str:
         return "kernel (generic netlink family bsr)"
@@ -308,30 +363,20 @@ class KernelSource:
         put(None)
 
     def _session(self, put: Callable[[Item | BaseException | None], None], first: bool) -> None:
-        from bsr.kevents import Converter
         from bsr.netlink import BsrError
 
-        conv = Converter(statistics=True)
+        feed = _RawFeed(put) if self.fast_stats else _EventFeed(put)
         nl = self._open()
         try:
             nl.subscribe()
-            msgs = nl.dump("GET_INITIAL_STATE")
-            done = False
-            for m in msgs:
-                for ev in conv.convert(m, verb=Verb.exists):
-                    done = done or ev.is_initial_done
-                    put(ev)
-            if not done:
-                put(Event(Verb.exists, Kind.other, raw_object="-"))
-            conv.baseline(_seq_of(msgs))
-            self._poll(nl, conv, put)
+            feed.initial(nl.dump("GET_INITIAL_STATE"))
+            self._poll(nl, feed)
             next_poll = time.monotonic() + self.period
             while not self._stop.is_set():
                 wait = max(0.0, next_poll - time.monotonic())
                 try:
                     for msg in nl.events(timeout=min(wait, 0.5)):
-                        for ev in conv.convert(msg, live=True):
-                            put(ev)
+                        feed.notify(msg)
                         if time.monotonic() >= next_poll:
                             break
                 except BsrError as e:
@@ -339,23 +384,20 @@ class KernelSource:
                         raise
                     put(Event(None, Kind.other, skipped=1))
                 if time.monotonic() >= next_poll:
-                    self._poll(nl, conv, put)
+                    self._poll(nl, feed)
                     next_poll = max(next_poll + self.period, time.monotonic())
         finally:
             nl.close()
 
-    def _poll(self, nl, conv, put) -> None:  # type: ignore[no-untyped-def]
+    def _poll(self, nl, feed: _EventFeed | _RawFeed) -> None:  # type: ignore[no-untyped-def]
         start = time.monotonic()
-        for m in nl.dump("GET_INITIAL_STATE"):
-            for ev in conv.convert(m, verb=Verb.change):
-                if ev.kind is not Kind.other:
-                    put(ev)
+        msgs = nl.dump("GET_INITIAL_STATE")
         module = None
         try:
             v = nl.version()
             module = {k: int(x) for k, x in v.structs.get("module_stats", {}).items()}
         except Exception:  # noqa: BLE001 - module stats are optional
             module = None
-        put(Tick(datetime.now().astimezone(), module))
+        feed.poll(msgs, Tick(datetime.now().astimezone(), module))
         self.polls += 1
         self.poll_seconds += time.monotonic() - start

@@ -1,0 +1,259 @@
+"""The kernel source's messages on the collector's thread, without an event
+per object and period.
+
+The kernel source re-reads every object once a period.  Turning each reply
+into an events2 :class:`~bsr.model.Event` (strings), merging it into the
+:class:`~bsr.model.State` and reading the counters back out of it cost more
+than everything else bsrmon does.  :class:`KernelFeed` instead:
+
+* converts a reply into an event only when the object's state part (its
+  ``*_info`` struct, the minor, its ``ctx``) differs from the last message
+  seen for it, or while it resyncs or verifies (``done``/``eta`` need every
+  sample): that event goes through the collector as before, so
+  ``events.log`` is unchanged;
+* takes the counters the sampler needs straight from the decoded
+  ``*_stats`` structs (:func:`snapshot`), with the same defaults and units
+  as :mod:`bsr.kevents` + :mod:`bsr.model` give them;
+* keeps the other replies of the last poll and converts them into the State
+  only when someone reads it (:meth:`KernelFeed.settle`: Prometheus,
+  ``bsrmon status``).
+
+Notifications and the initial dump are converted as they come, by the one
+:class:`~bsr.kevents.Converter` of the stream (sequence gaps and resync
+history stay exact).  tests/unit/test_bsrmon_kfeed.py checks that files,
+events and the settled State equal the event path's.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING, Any
+
+from bsr import abi
+from bsr.kevents import Converter
+from bsr.model import Event, Kind, Verb
+from bsr.netlink import Message
+
+from bsrmon.sampler import Snapshot
+
+if TYPE_CHECKING:
+    from bsrmon.collector import Collector, KernelMessages, KernelPoll
+
+# command -> (kind, struct holding its state, struct holding its counters)
+_SPECS: dict[str, tuple[Kind, str, str]] = {
+    "EV_RESOURCE": (Kind.resource, "res_info", "res_stats"),
+    "EV_DEVICE": (Kind.device, "device_info", "device_stats"),
+    "EV_CONNECTION": (Kind.connection, "conn_info", "conn_stats"),
+    "EV_PEER_DEVICE": (Kind.peer_device, "peer_device_info", "peer_device_stats"),
+    "EV_PATH": (Kind.path, "path_info", ""),
+}
+_SYNCING = frozenset(int(s) for s in (
+    abi.ReplState.SyncSource, abi.ReplState.SyncTarget, abi.ReplState.PausedSyncS,
+    abi.ReplState.PausedSyncT, abi.ReplState.VerifyS, abi.ReplState.VerifyT))
+_EMPTY: dict[str, Any] = {}
+_U64S: dict[int, Any] = {}
+
+# sampler counter name = kernel statistic name (read as is, None when absent)
+_DEVICE_AS_IS = ("read_ios", "write_ios", "al_hits", "al_misses", "al_starving",
+                 "local_lat_ns", "master_lat_ns", "completed_ios", "io_errors", "al_used")
+
+
+def _hist(blob: Any) -> tuple[int, ...] | None:
+    """A latency histogram blob as bucket counts (what bsr.kevents prints and
+    bsrmon.sampler.parse_hist reads back)."""
+    if not blob:
+        return None
+    n = len(blob) // 8
+    if not n:
+        return None
+    reader = _U64S.get(n)
+    if reader is None:
+        reader = _U64S[n] = struct.Struct(f"={n}Q").unpack_from
+    return reader(blob)
+
+
+def _kib(v: Any) -> int:
+    return int(v or 0) // 2
+
+
+def _device(s: dict[str, Any]) -> dict[str, Any]:
+    g = s.get
+    cur = {
+        "read_kib": int(g("read_sectors") or 0) // 2,
+        "write_kib": int(g("write_sectors") or 0) // 2,
+        "al_writes": int(g("al_writes", 0)),
+        "bm_writes": int(g("bm_writes", 0)),
+        "local_hist": _hist(g("local_lat_hist")),
+        "master_hist": _hist(g("master_lat_hist")),
+        "upper_pending": int(g("upper_pending", 0)),
+        "lower_pending": int(g("lower_pending", 0)),
+    }
+    for name in _DEVICE_AS_IS:
+        cur[name] = g(name)
+    return cur
+
+
+def _peer_device(info: dict[str, Any], s: dict[str, Any]) -> dict[str, Any]:
+    g = s.get
+    repl, rs = g("repl_sent_sectors"), g("rs_sent_sectors")
+    return {
+        "syncing": info.get("repl_state") in _SYNCING,
+        "sent_kib": int(g("sent_sectors") or 0) // 2,
+        "received_kib": int(g("received_sectors") or 0) // 2,
+        "pending": int(g("pending", 0)),
+        "unacked": int(g("unacked", 0)),
+        "oos_kib": int(g("out_of_sync") or 0) // 2,
+        "repl_sent_kib": None if repl is None else int(repl) // 2,
+        "rs_sent_kib": None if rs is None else int(rs) // 2,
+        "acked_ios": g("acked_ios"),
+        "net_lat_ns": g("net_lat_ns"),
+    }
+
+
+def _connection(s: dict[str, Any]) -> dict[str, Any]:
+    g = s.get
+    return {
+        "sent_bytes": g("sent_bytes"),
+        "recv_bytes": g("recv_bytes"),
+        "sndbuf_fill": g("sndbuf_fill"),
+        "sndbuf_size": g("sndbuf_size"),
+        "ap_in_flight": 512 * int(g("ap_in_flight", 0)),
+        "rs_in_flight": 512 * int(g("rs_in_flight", 0)),
+    }
+
+
+def _identity(kind: Kind, ctx: dict[str, Any]) -> tuple[str, ...] | None:
+    """The State key of the object a message is about (as Event.key() of its
+    converted event), None for kinds without counters."""
+    name = str(ctx["res_name"])
+    if kind is Kind.device:
+        return (name, str(int(ctx.get("volume", 0))))
+    if kind is Kind.peer_device:
+        return (name, str(int(ctx.get("peer_node_id", 0))), str(int(ctx.get("volume", 0))))
+    if kind is Kind.connection:
+        return (name, str(int(ctx.get("peer_node_id", 0))))
+    if kind is Kind.resource:
+        return (name,)
+    return None
+
+
+def _fill_connection_fallback(snap: Snapshot) -> None:
+    """A connection without byte counters (an older module): the sum of its
+    peer devices' KiB, as the sampler does for plain events2."""
+    for k, (res, peer, cur) in snap.connections.items():
+        if cur["sent_bytes"] is not None and cur["recv_bytes"] is not None:
+            continue
+        pds = [c for (r, _v, p, c) in snap.peer_devices.values() if r == res and p == peer]
+        if not pds:
+            continue
+        if cur["sent_bytes"] is None:
+            cur["sent_bytes"] = 1024 * sum(c["sent_kib"] for c in pds)
+        if cur["recv_bytes"] is None:
+            cur["recv_bytes"] = 1024 * sum(c["received_kib"] for c in pds)
+
+
+class KernelFeed:
+    """Converter + change detection + deferred State updates of one stream."""
+
+    def __init__(self) -> None:
+        self.conv = Converter(statistics=True)
+        # (command, ctx values) -> (minor, state struct) last seen
+        self._seen: dict[tuple[Any, ...], tuple[int, Any]] = {}
+        # (kind, State key) -> a reply of the last poll not yet in the State
+        self.deferred: dict[tuple[Kind, tuple[str, ...]], Message] = {}
+        self.deferred_time: Any = None
+
+    # -- messages converted as they come ------------------------------------
+
+    def messages(self, item: "KernelMessages", col: "Collector") -> None:
+        """The initial dump or notifications: every message becomes events."""
+        conv = self.conv
+        done = False
+        for m in item.msgs:
+            self._remember(m)
+            if item.live:
+                evs = conv.convert(m, live=True)
+            else:
+                evs = conv.convert(m, verb=Verb.exists)
+            for ev in evs:
+                done = done or ev.is_initial_done
+                col.event(ev)
+        if item.initial:
+            if not done:
+                col.event(Event(Verb.exists, Kind.other, raw_object="-"))
+            seqs = [int(m.structs.get("notify", {}).get("seq", 0)) for m in item.msgs]
+            conv.baseline(max(seqs) if seqs else None)
+
+    def _remember(self, m: Message) -> None:
+        spec = _SPECS.get(m.cmd)
+        ctx = m.structs.get("ctx")
+        if spec is None or ctx is None:
+            return
+        self._seen[(m.cmd, *ctx.values())] = (m.minor, m.structs.get(spec[1]))
+
+    # -- the periodic statistics dump ---------------------------------------
+
+    def poll(self, item: "KernelPoll", col: "Collector") -> Snapshot:
+        """Events for objects whose state changed, counters of all of them."""
+        conv = self.conv
+        seen = self._seen
+        fresh: dict[tuple[Any, ...], tuple[int, Any]] = {}
+        deferred: dict[tuple[Kind, tuple[str, ...]], Message] = {}
+        snap = Snapshot()
+        devices, peer_devices, connections = snap.devices, snap.peer_devices, snap.connections
+        event = col.event
+        for m in item.msgs:
+            structs = m.structs
+            spec = _SPECS.get(m.cmd)
+            ctx = structs.get("ctx")
+            if spec is None or ctx is None or "res_name" not in ctx:
+                for ev in conv.convert(m, verb=Verb.change):
+                    if ev.kind is not Kind.other:
+                        event(ev)
+                continue
+            kind, info_name, stats_name = spec
+            info = structs.get(info_name)
+            sig = (m.minor, info)
+            memo = (m.cmd, *ctx.values())
+            fresh[memo] = sig
+            try:
+                ident = _identity(kind, ctx)
+                stats = structs.get(stats_name) or _EMPTY
+                syncing = kind is Kind.peer_device and info is not None and \
+                    info.get("repl_state") in _SYNCING
+                if syncing or seen.get(memo) != sig:
+                    for ev in conv.convert(m, verb=Verb.change):
+                        if ev.kind is not Kind.other:
+                            event(ev)
+                elif ident is not None:
+                    col.events_seen += 1
+                    deferred[(kind, ident)] = m
+                if ident is None:
+                    continue
+                if kind is Kind.device:
+                    devices[("d", ident)] = (ident[0], int(ident[1]), _device(stats))
+                elif kind is Kind.peer_device:
+                    peer_devices[("p", ident)] = (ident[0], int(ident[2]), int(ident[1]),
+                                                  _peer_device(info or _EMPTY, stats))
+                elif kind is Kind.connection:
+                    connections[("c", ident)] = (ident[0], int(ident[1]), _connection(stats))
+            except (TypeError, ValueError, OverflowError, AttributeError, struct.error):
+                conv.malformed += 1
+        self._seen = fresh
+        self.deferred = deferred
+        self.deferred_time = item.tick.time
+        _fill_connection_fallback(snap)
+        return snap
+
+    def forget(self, kind: Kind, ident: tuple[str, ...]) -> None:
+        """An event about this object reached the State: its deferred reply is older."""
+        self.deferred.pop((kind, ident), None)
+
+    def settle(self, col: "Collector") -> None:
+        """Bring the State up to the last poll (counters of unchanged objects)."""
+        deferred, self.deferred = self.deferred, {}
+        apply = col.raw_state.apply
+        for m in deferred.values():
+            for ev in self.conv.convert(m, verb=Verb.change):
+                ev.timestamp = self.deferred_time
+                apply(ev)

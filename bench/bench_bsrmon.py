@@ -70,9 +70,9 @@ EV_STRUCTS = {
 }
 
 
-def _field_value(abi, f, res: int, k: int):  # type: ignore[no-untyped-def]
+def _field_value(abi, f, res: int, k: int, sname: str = ""):  # type: ignore[no-untyped-def]
     """A plausible value: names and states of a connected Primary, counters
-    that grow with the period number k."""
+    (in the *_stats structs) that grow with the period number k."""
     if f.nla_type == "str":
         return {"res_name": f"r{res}", "conn_name": "peer"}.get(f.name, f"/dev/vd{res}")
     if f.nla_type == "bin":
@@ -89,7 +89,9 @@ def _field_value(abi, f, res: int, k: int):  # type: ignore[no-untyped-def]
              "repl_state": int(abi.ReplState.Established)}
     if f.name in fixed:
         return fixed[f.name]
-    return 0 if f.nla_type in ("u8", "flag") else 8192 * k + res
+    if f.nla_type in ("u8", "flag"):
+        return 0
+    return 8192 * k + res if sname.endswith("_stats") or sname == "notify" else res
 
 
 def netlink_dump(n_res: int, k: int) -> bytes:
@@ -98,7 +100,7 @@ def netlink_dump(n_res: int, k: int) -> bytes:
     out = []
     for r in range(n_res):
         for cmd, names in EV_STRUCTS.items():
-            structs = {name: {f.name: _field_value(abi, f, r, k)
+            structs = {name: {f.name: _field_value(abi, f, r, k, name)
                               for f in abi.struct_by_name(name).fields} for name in names}
             msg = nl.build(cmd, r if cmd == "EV_DEVICE" else abi.MINOR_NONE, **structs)
             msg["header"]["type"] = NETLINK_FAMILY_ID

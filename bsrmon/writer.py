@@ -150,24 +150,17 @@ class FileSet:
     def write_batch(self, batch: list[Entry]) -> None:
         """Append every line, one write() per file; raises OSError (a file
         that could not take all of its lines is cut back: no partial line)."""
-        grouped: dict[str, list[str]] = {}  # rel -> [header, line, line, ...]
-        for rel, header, line in batch:
-            g = grouped.get(rel)
-            if g is None:
-                grouped[rel] = [header, line]
-            else:
-                g.append(line)
         sizes = self._sizes
         dir_of = self._dir_of
         limit_of: dict[str, int] = {}  # file_limit() per directory, until a file opens
-        for rel, g in grouped.items():
-            data = (g[1] if len(g) == 2 else "".join(g[1:])).encode()
+        for rel, header, text in _per_file(batch):
+            data = text.encode()
             size = sizes.get(rel)
             fd = self._open.get(rel) if size is not None else None
             d = dir_of.get(rel)
             if d is None:
                 d = dir_of[rel] = os.path.dirname(rel)
-            if size is not None and size > len(g[0]):
+            if size is not None and size > len(header):
                 limit = limit_of.get(d)
                 if limit is None:
                     limit = limit_of[d] = self.file_limit(d)
@@ -175,7 +168,7 @@ class FileSet:
                     self._rotate(rel)
                     fd = None
             if fd is None:
-                fd = self._fd(rel, g[0].encode())
+                fd = self._fd(rel, header.encode())
                 limit_of.pop(d, None)  # the directory may have one more file
             else:
                 self._open.move_to_end(rel)
@@ -225,6 +218,21 @@ class FileSet:
                 self.stats.removed_files += 1
             except FileNotFoundError:
                 pass
+
+
+def _per_file(batch: list[Entry]) -> list[Entry]:
+    """(file, header, all of its lines) in order of first appearance: the
+    batch itself when no file occurs twice (a tick: one line per series)."""
+    if len({e[0] for e in batch}) == len(batch):
+        return batch
+    grouped: dict[str, list[str]] = {}  # rel -> [header, line, line, ...]
+    for rel, header, line in batch:
+        g = grouped.get(rel)
+        if g is None:
+            grouped[rel] = [header, line]
+        else:
+            g.append(line)
+    return [(rel, g[0], "".join(g[1:])) for rel, g in grouped.items()]
 
 
 def _write_all(fd: int, data: bytes, size_before: int) -> None:

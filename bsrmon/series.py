@@ -182,18 +182,31 @@ def parse_time(s: str) -> datetime:
 def format_line(t: datetime | str, values: tuple[float | int | None, ...]) -> str:
     """One data line; ``t`` may be given preformatted (one tick, many lines).
     Floats keep at most three decimals, integral values print as integers."""
-    out = [t if isinstance(t, str) else format_time(t)]
-    add = out.append
-    for v in values:  # "%.3f" never has an exponent; floats are the common case
-        if v.__class__ is float:
-            add(("%.3f" % v).rstrip("0").rstrip("."))
-        elif v is None:
-            add("-")
-        elif v.__class__ is int:
-            add(str(v))
-        else:
-            add(("%.3f" % v).rstrip("0").rstrip("."))
-    return " ".join(out) + "\n"
+    stamp = t if isinstance(t, str) else format_time(t)
+    if not values:
+        return stamp + "\n"
+    try:
+        text = _values_text(values)
+    except TypeError:  # a list, not a tuple: not hashable
+        text = _values_text.__wrapped__(tuple(values))
+    return f"{stamp} {text}\n"
+
+
+def _value_text(v: float | int | None) -> str:
+    if v is None:
+        return "-"
+    if v.__class__ is int:
+        return str(v)
+    text = ("%.3f" % v).rstrip("0").rstrip(".")  # "%.3f" never has an exponent
+    return "0" if text == "-0" else text
+
+
+@lru_cache(maxsize=4096)
+def _values_text(values: tuple[float | int | None, ...]) -> str:
+    """The values of a line.  Cached: a quiet cluster repeats its lines (zero
+    rates, constant fills) every period.  Tuples that compare equal print
+    the same (1 == 1.0 == True all print ``1``; -0.0 prints ``0``)."""
+    return " ".join(map(_value_text, values))
 
 
 @dataclass

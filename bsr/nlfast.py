@@ -154,7 +154,8 @@ class _Template:
         self.lengths = tuple(a[0] for a in layout)
         self.types = tuple(a[1] for a in layout)
         self.names = tuple(a[2][0] for a in layout)
-        self.strings = tuple(a[2][0] for a in layout if a[2][1] == _STR)
+        # once per name: a repeated attribute (the last one wins) is still one value
+        self.strings = tuple(dict.fromkeys(a[2][0] for a in layout if a[2][1] == _STR))
 
     def match(self, buf: bytes, off: int) -> dict[str, Value] | None:
         vals = self.reader.unpack_from(buf, off)

@@ -152,6 +152,16 @@ def test_a_repeated_attribute_overrides_the_earlier_one() -> None:
     assert both(data)[0] == nl.decode_messages(data, FAMILY_ID)
 
 
+def test_a_repeated_string_attribute_decodes_the_same_from_a_remembered_layout() -> None:
+    """Found by the mutation test: the replayed layout decoded the string twice."""
+    twice = nla(1, b"r0\0") + nla(1, b"r1\0")
+    data = message("EV_RESOURCE", nla(NESTED | TOP_IDS["CTX"], twice))
+    dec = Decoder(nl.Message)
+    first = list(dec.messages(data, FAMILY_ID))
+    again = list(dec.messages(data, FAMILY_ID))  # now through the remembered layout
+    assert first[0].structs["ctx"] == again[0].structs["ctx"] == {"res_name": "r1"}
+
+
 def test_header_fields_and_unknown_command_numbers() -> None:
     body = struct.pack("=BBHIi", 250, 1, 0, 7, -95)
     data = struct.pack("=IHHII", 16 + len(body), FAMILY_ID, 0, 1, 0) + body

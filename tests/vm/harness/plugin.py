@@ -337,6 +337,8 @@ def lab(_session_lab: Lab, guest_registry: Registry) -> Iterator[Lab]:
     lab_.reset()
     for g in lab_.nodes:
         _clean_modules(g)
+        # what a failed test may have left over the disks (the pair lives all session)
+        g.run("dmsetup remove_all --force; losetup -D; true", timeout=60)
     guest_registry.scan(lab_.nodes)
     for g in lab_.nodes:
         # `dmesg` shows this test's lines only (the pair lives all session;

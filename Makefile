@@ -42,7 +42,7 @@ vm: kmod
 abi-check:
 	python3 tools/gen_abi.py --check
 
-# One soak test is the whole 20-iteration loop (~35 min): a 2 h bound, not 20 min.
+# One soak test is the whole 20-iteration loop (~40 min): a 2 h bound, not 20 min.
 soak: kmod
 	$(call run_pytest,tests/vm -m soak --timeout=7200)
 

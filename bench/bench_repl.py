@@ -47,6 +47,7 @@ FIXED = "c-plan-ahead 0; resync-rate 100M;"
 IO_ROWS = ("raw", "drbd84 C", "drbd84 A", "bsr C", "bsr A")
 RESYNC_ROWS = ("drbd84 default", "drbd84 fixed 100M", "bsr default", "bsr fixed 100M")
 NAME_WIDTH = 19  # the target column, with its trailing space
+QUICK_RUNTIME, QUICK_RESYNC_MIB = 3, 16  # --quick: seconds per fio run, MiB resynced
 
 
 @dataclass
@@ -105,7 +106,8 @@ class BsrRam:
         self.size_kib = size_kib
 
     def create_md(self, n: Node, uptodate_uuid: int = 0) -> None:
-        meta = (f"{n.g.py} -m bsr.meta_cli --force --node-id={n.node_id} 0 v1 /dev/ram0 internal")
+        # `bsrmeta` on the guest PATH: the harness's tool zygote when it runs
+        meta = f"bsrmeta --force --node-id={n.node_id} 0 v1 /dev/ram0 internal"
         cmd = f"{meta} create-md --max-peers=2 --peer-node-ids={n.peer_id} </dev/null"
         if uptodate_uuid:
             cmd += (f" && {meta} dump-md > /tmp/md.txt && sed -i -E "
@@ -288,8 +290,8 @@ def main() -> int:
     ap.add_argument("--ko", type=Path, default=ROOT / "kmod/bsr.ko", help="bsr.ko to load")
     ap.add_argument("--json", action="store_true", help="also print the rows as one JSON line")
     a = ap.parse_args()
-    runtime = a.runtime or (3 if a.quick else 20)
-    resync_mib = a.resync_mib or (16 if a.quick else 64)
+    runtime = a.runtime or (QUICK_RUNTIME if a.quick else 20)
+    resync_mib = a.resync_mib or (QUICK_RESYNC_MIB if a.quick else 64)
     env, why = find_env()
     if env is None:
         sys.stderr.write(f"bench_repl: cannot boot guests: {why}\n")

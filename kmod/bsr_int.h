@@ -184,6 +184,7 @@ struct bsr_req;
 struct bsr_repl;
 void bsr_req_peer_get(struct bsr_req *req);
 void bsr_req_peer_put(struct bsr_req *req);
+void bsr_repl_cork(struct bsr_device *dev, bool on);
 int bsr_repl_write(struct bsr_device *dev, struct bio *bio,
 		   struct bsr_req *req);
 void bsr_repl_write_done(struct bsr_device *dev);

@@ -167,9 +167,12 @@ static bool target_usable(struct bsr_repl_target *t)
 	return t->rc->live && bsr_disk_usable(READ_ONCE(t->pd->peer_disk_state));
 }
 
-/* Pin the live targets of @dev (rc->senders); returns how many. */
-static int grab_targets(struct bsr_device *dev,
-			struct bsr_repl_target **out)
+/*
+ * Pin the live targets of @dev (rc->senders), those whose peer disk is
+ * usable or, with @any_disk, all of them; returns how many.
+ */
+static int pin_targets(struct bsr_device *dev, struct bsr_repl_target **out,
+		       bool any_disk)
 {
 	struct bsr_repl_target *t;
 	int nr = 0;
@@ -179,7 +182,7 @@ static int grab_targets(struct bsr_device *dev,
 		if (nr == MAX_TARGETS)
 			break;
 		spin_lock(&t->rc->lock);
-		if (target_usable(t)) {
+		if (any_disk ? t->rc->live : target_usable(t)) {
 			t->rc->senders++;
 			out[nr++] = t;
 		}
@@ -195,6 +198,22 @@ static void release_sender(struct bsr_repl *rc)
 	if (!--rc->senders)
 		wake_up_all(&rc->wait);
 	spin_unlock_irq(&rc->lock);
+}
+
+/*
+ * tcp-cork the data streams of @dev's peers around a batch of writes
+ * (bsr_submit_work): their P_DATA packets share segments.
+ */
+void bsr_repl_cork(struct bsr_device *dev, bool on)
+{
+	struct bsr_repl_target *t[MAX_TARGETS];
+	int i, n = pin_targets(dev, t, true);
+
+	for (i = 0; i < n; i++) {
+		if (t[i]->rc->n->nc.tcp_cork)
+			bsr_stream_cork(&t[i]->rc->n->data, on);
+		release_sender(t[i]->rc);
+	}
 }
 
 static u32 bio_dp_flags(struct bio *bio, u32 proto)
@@ -315,7 +334,7 @@ int bsr_repl_write(struct bsr_device *dev, struct bio *bio,
 	u32 nr = bio_sectors(bio);
 	int i, n, slot;
 
-	n = grab_targets(dev, t);
+	n = pin_targets(dev, t, false);
 	for (i = 0; i < n; i++) {
 		if (!send_one(t[i], bio, req) && t[i]->slot >= 0)
 			__set_bit(t[i]->slot, &done);
@@ -478,11 +497,17 @@ static void ack_work_fn(struct work_struct *w)
 	struct bsr_repl *rc = container_of(w, struct bsr_repl, ack_work);
 	struct bsr_peer_req *pr, *tmp;
 	struct p_block_ack a;
+	bool cork;
 	LIST_HEAD(list);
 
 	spin_lock_irq(&rc->done_lock);
 	list_splice_init(&rc->done, &list);
 	spin_unlock_irq(&rc->done_lock);
+	/* a batch of acks leaves in as few segments as it fills */
+	cork = rc->n->nc.tcp_cork && !list_is_singular(&list) &&
+	       !list_empty(&list);
+	if (cork)
+		bsr_stream_cork(&rc->n->meta, true);
 	list_for_each_entry_safe(pr, tmp, &list, list) {
 		struct bsr_device *dev = pr->pd->device;
 
@@ -503,6 +528,8 @@ static void ack_work_fn(struct work_struct *w)
 		if (atomic_dec_and_test(&rc->rx_pending))
 			wake_up_all(&rc->wait);
 	}
+	if (cork)
+		bsr_stream_cork(&rc->n->meta, false);
 }
 
 /* pr->done: bio completion context. */

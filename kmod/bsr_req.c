@@ -182,6 +182,18 @@ static void submit_local(struct bsr_req *req)
 	submit_bio_noacct(&req->clone);
 }
 
+/* More than one write of @list goes to the peers. */
+static bool batch_replicates(struct bio_list *list)
+{
+	struct bio *clone;
+	int nr = 0;
+
+	bio_list_for_each(clone, list)
+		if (container_of(clone, struct bsr_req, clone)->repl && ++nr > 1)
+			return true;
+	return false;
+}
+
 /* Runs on dev->submit_wq: activity log, then down to the backing disk. */
 void bsr_submit_work(struct work_struct *w)
 {
@@ -190,6 +202,7 @@ void bsr_submit_work(struct work_struct *w)
 	struct blk_plug plug;
 	struct bio_list list;
 	struct bio *clone;
+	bool cork;
 	int err;
 
 	spin_lock_irq(&dev->submit_lock);
@@ -197,6 +210,9 @@ void bsr_submit_work(struct work_struct *w)
 	bio_list_init(&dev->submit_list);
 	spin_unlock_irq(&dev->submit_lock);
 
+	cork = batch_replicates(&list);
+	if (cork)
+		bsr_repl_cork(dev, true);
 	blk_start_plug(&plug);
 	while ((clone = bio_list_pop(&list))) {
 		struct bsr_req *req = container_of(clone, struct bsr_req, clone);
@@ -218,6 +234,8 @@ void bsr_submit_work(struct work_struct *w)
 		submit_local(req);
 	}
 	blk_finish_plug(&plug);
+	if (cork)
+		bsr_repl_cork(dev, false);
 }
 
 static void fail_bio(struct bsr_device *dev, struct bio *bio)

@@ -204,6 +204,19 @@ out:
 	return err;
 }
 
+/*
+ * tcp-cork: while a batch of packets is sent, only full segments leave;
+ * uncorking pushes the rest.  TCP flushes a forgotten cork after 200 ms,
+ * so a missed uncork delays, it never hangs.
+ */
+void bsr_stream_cork(struct bsr_stream *st, bool on)
+{
+	mutex_lock(&st->send_mutex);
+	if (st->sock)
+		tcp_sock_set_cork(st->sock->sk, on);
+	mutex_unlock(&st->send_mutex);
+}
+
 int bsr_send(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
 	     const void *payload, u32 len)
 {

@@ -310,7 +310,10 @@ class BsrNetlink:
             raise _malformed(e) from None
 
     def version(self) -> Message:
-        return self.request("GET_VERSION")
+        """GET_VERSION (module version and allocation counters), answered on
+        the plain socket of :meth:`dump`: bsrmon asks for it every period."""
+        replies = self._plain("GET_VERSION", NLM_F_REQUEST | NLM_F_ACK, abi.MINOR_NONE, {})
+        return replies[0] if replies else Message(cmd="GET_VERSION")
 
     def request(self, cmd: str, *, minor: int = abi.MINOR_NONE,
                 **structs: dict[str, Value]) -> Message:
@@ -332,10 +335,16 @@ class BsrNetlink:
         at a dump of 400 objects a second was as costly as all the rest of
         bsrmon.  The request is still built by pyroute2.
         """
+        return self._plain(cmd, NLM_F_REQUEST | NLM_F_DUMP, minor, structs)
+
+    def _plain(self, cmd: str, flags: int, minor: int,
+               structs: dict[str, dict[str, Value]]) -> list[Message]:
+        """Send one request on the plain socket; its replies up to the
+        NLMSG_DONE (dump) or the ack (NLM_F_ACK)."""
         msg = build(cmd, minor, **structs)
         self._dump_seq = (self._dump_seq + 1) & 0xFFFFFFFF or 1
         msg["header"]["type"] = self.family_id
-        msg["header"]["flags"] = NLM_F_REQUEST | NLM_F_DUMP
+        msg["header"]["flags"] = flags
         msg["header"]["sequence_number"] = self._dump_seq
         msg["header"]["pid"] = 0
         msg.encode()

@@ -300,3 +300,14 @@ def test_dump_reader_ack_of_zero_ends_an_empty_dump() -> None:
     reader = nl.DumpReader(FAMILY_ID, seq=5)
     reader.feed(error(5, 0))
     assert reader.done and reader.messages == []
+
+
+def test_plain_request_reader_takes_the_reply_then_ends_at_the_ack() -> None:
+    """BsrNetlink.version() reads a request's answer this way: the reply
+    message, then the NLMSG_ERROR of code 0 that acknowledges it."""
+    reader = nl.DumpReader(FAMILY_ID, seq=6)
+    reply = message("GET_VERSION", struct_attr(abi.CTX, {"res_name": "r0"}), seq=6, flags=0)
+    reader.feed(reply)
+    assert not reader.done
+    reader.feed(error(6, 0))
+    assert reader.done and [m.cmd for m in reader.messages] == ["GET_VERSION"]

@@ -47,7 +47,7 @@ FIXED = "c-plan-ahead 0; resync-rate 100M;"
 IO_ROWS = ("raw", "drbd84 C", "drbd84 A", "bsr C", "bsr A")
 RESYNC_ROWS = ("drbd84 default", "drbd84 fixed 100M", "bsr default", "bsr fixed 100M")
 NAME_WIDTH = 19  # the target column, with its trailing space
-QUICK_RUNTIME, QUICK_RESYNC_MIB = 3, 16  # --quick: seconds per fio run, MiB resynced
+QUICK_RUNTIME, QUICK_RESYNC_MIB = 1, 16  # --quick: seconds per fio run, MiB resynced
 
 
 @dataclass
@@ -284,7 +284,7 @@ def table(res: Results) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
-                    help="CI smoke: 3 s per fio run, 16 MiB resync (default: 20 s, 64 MiB)")
+                    help="CI smoke: 1 s per fio run, 16 MiB resync (default: 20 s, 64 MiB)")
     ap.add_argument("--runtime", type=int, default=None, help="seconds per fio run")
     ap.add_argument("--resync-mib", type=int, default=None, help="size of the full resync")
     ap.add_argument("--ko", type=Path, default=ROOT / "kmod/bsr.ko", help="bsr.ko to load")

@@ -199,8 +199,14 @@ def test_uuid_table_bitmap_resync_direction_and_split_brain(lab: Lab, bsr_ko) ->
         assert "split brain detected, dropping the connection" in kmsg(n)
 
 
+# Frames at the hello stage: CI sends 2,000 (with the 500 aimed at the later
+# stages, 2,500 in all); `make soak` sends the full 10,000 of the issue.
+FUZZ_HELLO_FRAMES = [2000, pytest.param(9500, marks=pytest.mark.soak)]
+
+
+@pytest.mark.parametrize("hello_frames", FUZZ_HELLO_FRAMES, ids=lambda n: f"{n + 500}-frames")
 def test_fuzzed_port_closes_every_bad_connection_without_touching_the_disk(
-        lab: Lab, bsr_ko) -> None:
+        lab: Lab, bsr_ko, hello_frames: int) -> None:
     a, b = nodes(lab)
     create_md(b)
     configure(b, bsr_ko)  # b (node 1) listens; a has no bsr loaded
@@ -210,10 +216,10 @@ def test_fuzzed_port_closes_every_bad_connection_without_touching_the_disk(
     a.g.check(f"ip addr add 198.18.0.11/24 dev {nic} 2>/dev/null; true", timeout=30)
     ensure_agent(a.g)
     r = call(a.g, {"op": "fuzz", "target": b.ip, "source": a.ip, "stranger": "198.18.0.11",
-                   "my_node": 0, "peer_node": 1, "hello": 9500, "handshake": 300,
+                   "my_node": 0, "peer_node": 1, "hello": hello_frames, "handshake": 300,
                    "connected": 150, "stranger_frames": 50, "sectors": 1 << 19}, timeout=7200)
     print("fuzz summary:", r)
-    assert r["ok"] and r["total"] >= 10000, r
+    assert r["ok"] and r["total"] >= hello_frames + 500, r
     assert not r["not_closed"], r
     log = kmsg(b)
     assert "refused connection from 198.18.0.11" in log and "not the configured peer address" in log

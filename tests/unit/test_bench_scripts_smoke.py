@@ -17,12 +17,14 @@ def run(script: str, *args: str) -> str:
     return r.stdout
 
 
-def test_bench_bsrmon_short_run_reports_its_cpu_share_as_json() -> None:
+def test_bench_bsrmon_short_run_reports_the_cpu_share_of_both_sources_as_json() -> None:
     out = run("bench_bsrmon.py", "--resources", "5", "--seconds", "2", "--warmup", "1",
               "--limit", "100")
-    summary = json.loads(out.strip().splitlines()[-1])
-    assert summary["bench"] == "bsrmon_cpu" and summary["resources"] == 5
-    assert summary["lines_per_s"] > 0
+    summaries = [json.loads(ln) for ln in out.splitlines() if ln.startswith("{")]
+    assert [s["source"] for s in summaries] == ["events2 text", "kernel"], out
+    for summary in summaries:
+        assert summary["bench"] == "bsrmon_cpu" and summary["resources"] == 5
+        assert summary["lines_per_s"] > 0
 
 
 def test_bench_bsrwatch_short_run_reports_parser_and_redraw_rates() -> None:

@@ -129,17 +129,22 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def on_host(runtime: int, rounds: int, kernel: str, ko: str) -> int:
+def on_host(runtime: int, rounds: int, kernel: str, ko: str, append: list[str]) -> int:
     me = shlex.quote(str(Path(__file__).resolve()))
     py = shlex.quote(sys.executable)
     cmd = f"{py} {me} --in-guest --runtime {runtime} --rounds {rounds} --ko {shlex.quote(ko)}"
     env = dict(os.environ, PATH=f"{ROOT}/.venv/bin:{os.environ.get('PATH', '')}")
-    r = subprocess.run(["vng", "-r", kernel, "--disable-kvm", "--force-9p", "-p", "2", "-m", "2G",
-                        "-e", cmd], capture_output=True, text=True, env=env, cwd=ROOT)
+    args = ["vng", "-r", kernel, "--disable-kvm", "--force-9p", "-p", "2", "-m", "2G"]
+    for a in append:
+        args += ["-a", a]
+    r = subprocess.run(args + ["-e", cmd], capture_output=True, text=True, env=env, cwd=ROOT)
     marker = "BENCH_JSON "
     for line in r.stdout.splitlines():
         if line.startswith(marker):
-            rows = [Row(**x) for x in json.loads(line[len(marker):])]
+            doc = json.loads(line[len(marker):])
+            rows = [Row(**x) for x in doc["rows"]]
+            print(f"bench_local: {runtime} s per run, {rounds} round(s), guest clocksource "
+                  f"{doc['clocksource']}{' (' + ' '.join(append) + ')' if append else ''}")
             print(table(rows))
             return 0
     sys.stderr.write(r.stdout[-4000:] + r.stderr[-4000:])
@@ -154,15 +159,19 @@ def main() -> int:
                     help="measure every target this many times, in turns (default 3; --quick: 1)")
     ap.add_argument("--kernel", default=f"/boot/vmlinuz-{KVER_DEFAULT}", help="guest kernel")
     ap.add_argument("--ko", default=str(ROOT / "kmod/bsr.ko"), help="bsr.ko to load")
+    ap.add_argument("--append", action="append", default=[], metavar="ARG",
+                    help="extra guest kernel argument, e.g. tsc=reliable (repeatable)")
     ap.add_argument("--in-guest", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     runtime = a.runtime or (5 if a.quick else 20)
     rounds = a.rounds or (1 if a.quick else 3)
     if a.in_guest:
         rows = in_guest(runtime, rounds, a.ko)
-        print("BENCH_JSON " + json.dumps([r.__dict__ for r in rows]), flush=True)
+        clock = Path("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+        print("BENCH_JSON " + json.dumps({"rows": [r.__dict__ for r in rows],
+                                          "clocksource": clock.read_text().strip()}), flush=True)
         return 0
-    return on_host(runtime, rounds, a.kernel, a.ko)
+    return on_host(runtime, rounds, a.kernel, a.ko, a.append)
 
 
 if __name__ == "__main__":

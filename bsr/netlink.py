@@ -37,7 +37,7 @@ import socket
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from bsr import pyroute2_light
 
@@ -280,8 +280,7 @@ class BsrNetlink:
         self._sock.marshal.msg_map[self.family_id] = BsrRawMsg
         self.mcast_groups: dict[str, int] = dict(self._sock.mcast_groups)
         self._ev: socket.socket | None = None
-        self._dump_sock: socket.socket | None = None
-        self._dump_seq = 0
+        self._channel = PlainChannel(self.family_id)
         self._pending: list[Message] = []
 
     def __enter__(self) -> "BsrNetlink":
@@ -294,7 +293,7 @@ class BsrNetlink:
         if self._ev is not None:
             self._ev.close()
             self._ev = None
-        self._drop_dump_socket()
+        self._channel.close()
         self._sock.close()
 
     def _run(self, msg: genlmsg, flags: int) -> list[Message]:
@@ -333,45 +332,14 @@ class BsrNetlink:
         Dumps run on a plain socket of their own: pyroute2's synchronous
         API runs its event loop once per reply message (~30 us each), which
         at a dump of 400 objects a second was as costly as all the rest of
-        bsrmon.  The request is still built by pyroute2.
+        bsrmon.  The request is encoded by pyroute2 once; a repeated request
+        reuses those bytes with a new sequence number (:class:`PlainChannel`).
         """
         return self._plain(cmd, NLM_F_REQUEST | NLM_F_DUMP, minor, structs)
 
     def _plain(self, cmd: str, flags: int, minor: int,
                structs: dict[str, dict[str, Value]]) -> list[Message]:
-        """Send one request on the plain socket; its replies up to the
-        NLMSG_DONE (dump) or the ack (NLM_F_ACK)."""
-        msg = build(cmd, minor, **structs)
-        self._dump_seq = (self._dump_seq + 1) & 0xFFFFFFFF or 1
-        msg["header"]["type"] = self.family_id
-        msg["header"]["flags"] = flags
-        msg["header"]["sequence_number"] = self._dump_seq
-        msg["header"]["pid"] = 0
-        msg.encode()
-        if self._dump_sock is None:
-            self._dump_sock = _plain_socket(rcvbuf=1 << 20)
-        s = self._dump_sock
-        reader = DumpReader(self.family_id, self._dump_seq)
-        try:
-            s.send(msg.data)
-            while not reader.done:
-                reader.feed(s.recv(DUMP_RECV_SIZE))
-        except socket.timeout:
-            self._drop_dump_socket()
-            raise BsrError(errno.ETIMEDOUT, f"{cmd}: no answer from bsr.ko") from None
-        except OSError as e:
-            self._drop_dump_socket()
-            raise BsrError(e.errno or errno.EIO, f"{cmd}: {e.strerror or e}") from None
-        except BsrError:
-            self._drop_dump_socket()
-            raise
-        return reader.messages
-
-    def _drop_dump_socket(self) -> None:
-        """After a failed dump the socket may hold the rest of its answer."""
-        if self._dump_sock is not None:
-            self._dump_sock.close()
-            self._dump_sock = None
+        return self._channel.run(cmd, flags, minor, structs)
 
     def send_raw(self, data: bytes) -> list[genlmsg]:
         """Send pre-encoded bytes (fuzzing/testing) and return what came back."""
@@ -446,6 +414,101 @@ def _plain_socket(rcvbuf: int) -> socket.socket:
         s.close()
         raise
     return s
+
+
+def encode_request(cmd: str, flags: int, minor: int, structs: dict[str, dict[str, Value]],
+                   family_id: int, seq: int) -> bytes:
+    """A request as pyroute2 encodes it (header pid 0: the kernel fills it in)."""
+    msg = build(cmd, minor, **structs)
+    msg["header"]["type"] = family_id
+    msg["header"]["flags"] = flags
+    msg["header"]["sequence_number"] = seq
+    msg["header"]["pid"] = 0
+    msg.encode()
+    return bytes(msg.data)
+
+
+def _request_key(cmd: str, flags: int, minor: int,
+                 structs: dict[str, dict[str, Value]]) -> tuple[Any, ...] | None:
+    """What identifies a request's bytes but for the sequence number; None
+    when a value cannot be a dictionary key (a bytearray)."""
+    key = (cmd, flags, minor, tuple((name, tuple(fields.items()))
+                                    for name, fields in structs.items() if fields is not None))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+_SEQ_OFFSET = 8  # of nlmsg_seq in struct nlmsghdr
+_U32 = struct.Struct("=I")
+
+
+class PlainChannel:
+    """Requests of one family on a plain netlink socket, answers read by
+    :class:`DumpReader` (bsr messages decoded by :mod:`bsr.nlfast`).
+
+    A request is encoded by pyroute2 (:func:`encode_request`) the first time
+    it is seen; the bytes are kept, and the next time only the sequence
+    number is put in: bsrmon sends the same two requests every period.
+    ``open_socket`` makes the socket (anything with send, recv and close;
+    default: a NETLINK_GENERIC socket), again after a failed request.
+    """
+
+    MAX_REQUESTS = 64  # remembered encodings before starting over
+
+    def __init__(self, family_id: int,
+                 open_socket: Callable[[], Any] | None = None) -> None:
+        self.family_id = family_id
+        self._open = open_socket or (lambda: _plain_socket(rcvbuf=1 << 20))
+        self._sock: Any = None
+        self.seq = 0
+        self._requests: dict[tuple[Any, ...], bytes] = {}
+
+    def close(self) -> None:
+        """After a failed request the socket may hold the rest of its answer."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def request_bytes(self, cmd: str, flags: int, minor: int,
+                      structs: dict[str, dict[str, Value]], seq: int) -> bytes:
+        """The encoded request with sequence number ``seq``."""
+        key = _request_key(cmd, flags, minor, structs)
+        data = None if key is None else self._requests.get(key)
+        if data is None:
+            data = encode_request(cmd, flags, minor, structs, self.family_id, 0)
+            if key is not None:
+                if len(self._requests) >= self.MAX_REQUESTS:
+                    self._requests.clear()
+                self._requests[key] = data
+        return data[:_SEQ_OFFSET] + _U32.pack(seq) + data[_SEQ_OFFSET + 4:]
+
+    def run(self, cmd: str, flags: int, minor: int,
+            structs: dict[str, dict[str, Value]]) -> list[Message]:
+        """Send one request; its replies up to the NLMSG_DONE (dump) or the
+        ack (NLM_F_ACK)."""
+        self.seq = seq = (self.seq + 1) & 0xFFFFFFFF or 1
+        data = self.request_bytes(cmd, flags, minor, structs, seq)
+        if self._sock is None:
+            self._sock = self._open()
+        s = self._sock
+        reader = DumpReader(self.family_id, seq)
+        try:
+            s.send(data)
+            while not reader.done:
+                reader.feed(s.recv(DUMP_RECV_SIZE))
+        except socket.timeout:
+            self.close()
+            raise BsrError(errno.ETIMEDOUT, f"{cmd}: no answer from bsr.ko") from None
+        except OSError as e:
+            self.close()
+            raise BsrError(e.errno or errno.EIO, f"{cmd}: {e.strerror or e}") from None
+        except BsrError:
+            self.close()
+            raise
+        return reader.messages
 
 
 class DumpReader:

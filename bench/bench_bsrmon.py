@@ -197,40 +197,122 @@ def bench_netlink(a: argparse.Namespace) -> int:
 
 # -- --kernel: the real daemon on the kernel source, fed a fake bsr.ko ------
 
-class FakeBsrNetlink:
-    """What KernelSource needs of BsrNetlink, answering dumps with recorded
-    bytes: dump number i is ``dumps[i]`` (the last one again when they run
-    out), decoded every time through bsr.netlink.DumpReader (bsr.nlfast) as
-    BsrNetlink.dump() decodes what the socket returns."""
+DATAGRAM_MAX = 32 * 1024 - 320  # what netlink_recvmsg lets a dump skb grow to
 
-    def __init__(self, dumps: list[bytes]) -> None:
+
+class Recorded:
+    """One recorded answer of bsr.ko: its datagrams (cut at message
+    boundaries, at most DATAGRAM_MAX bytes each, as a netlink dump is) and
+    where each message header is, so that the sequence number of the
+    request can be put in."""
+
+    def __init__(self, data: bytes) -> None:
+        self.datagrams: list[bytes] = []
+        self.headers: list[list[int]] = []
+        off, start, heads = 0, 0, []
+        while off < len(data):
+            length = struct.unpack_from("=I", data, off)[0]
+            size = (length + 3) & ~3
+            if heads and off + size - start > DATAGRAM_MAX:
+                self.datagrams.append(data[start:off])
+                self.headers.append([h - start for h in heads])
+                start, heads = off, []
+            heads.append(off)
+            off += size
+        self.datagrams.append(data[start:])
+        self.headers.append([h - start for h in heads])
+
+    def with_seq(self, seq: int) -> list[bytes]:
+        out = []
+        put = struct.Struct("=I").pack_into
+        for data, heads in zip(self.datagrams, self.headers):
+            buf = bytearray(data)
+            for h in heads:
+                put(buf, h + 8, seq)
+            out.append(bytes(buf))
+        return out
+
+
+class FakeBsrSocket:
+    """bsr.ko's end of BsrNetlink's plain socket: checks each request and
+    answers GET_INITIAL_STATE with the next recorded dump (the last one
+    again when they run out), GET_VERSION with a recorded reply and its ack,
+    both carrying the request's sequence number."""
+
+    def __init__(self, dumps: list[Recorded], version: Recorded) -> None:
+        from bsr import netlink as nl
         self.dumps = dumps
+        self.version = version
         self.next = 0
+        self.queue: list[bytes] = []
+        self.cmds = {nl.CMD_IDS["GET_INITIAL_STATE"]: "dump", nl.CMD_IDS["GET_VERSION"]: "version"}
 
-    def subscribe(self) -> None:
-        pass
+    def send(self, data: bytes) -> int:
+        length, mtype, flags, seq, _pid = struct.unpack_from("=IHHII", data)
+        assert length == len(data) and mtype == NETLINK_FAMILY_ID and flags & 1, "bad request"
+        what = self.cmds[data[16]]
+        if what == "dump":
+            assert flags & 0x300 == 0x300, "a dump request without NLM_F_DUMP"
+            rec = self.dumps[min(self.next, len(self.dumps) - 1)]
+            self.next += 1
+        else:
+            rec = self.version
+        self.queue = rec.with_seq(seq)
+        return len(data)
+
+    def recv(self, _size: int) -> bytes:
+        return self.queue.pop(0)
 
     def close(self) -> None:
         pass
 
-    def dump(self, cmd: str, **_: object) -> list:  # type: ignore[type-arg]
-        from bsr import netlink as nl
-        assert cmd == "GET_INITIAL_STATE"
-        data = self.dumps[min(self.next, len(self.dumps) - 1)]
-        self.next += 1
-        reader = nl.DumpReader(NETLINK_FAMILY_ID, DUMP_SEQ)
-        reader.feed(data)
-        assert reader.done
-        return reader.messages
 
-    def events(self, timeout: float | None = None):  # type: ignore[no-untyped-def]
-        time.sleep(timeout or 0)  # no notifications: a steady load
-        return iter(())
+def version_reply() -> bytes:
+    """GET_VERSION's reply and the ack that follows it (NLM_F_ACK)."""
+    from bsr import netlink as nl
+    msg = nl.build("GET_VERSION", version_info={
+        "version": "0.9.0", "abi_version": 1, "proto_min": 1, "proto_max": 1,
+        "build": "6.1.0-56-amd64"}, module_stats={
+        "requests_allocated": 64, "peer_requests_allocated": 8, "pages_allocated": 512,
+        "notifications_sent": 0, "notifications_dropped": 0})
+    msg["header"]["type"] = NETLINK_FAMILY_ID
+    msg["header"]["sequence_number"] = DUMP_SEQ
+    msg.encode()
+    ack = struct.pack("=IHHIIi", 36, NLMSG_ERROR, NLM_F_CAPPED, DUMP_SEQ, 0, 0)
+    ack += struct.pack("=IHHII", 16 + 4 + 8, NETLINK_FAMILY_ID, 5, DUMP_SEQ, 0)
+    return bytes(msg.data) + ack
 
-    def version(self):  # type: ignore[no-untyped-def]
-        from bsr.netlink import Message
-        return Message("GET_VERSION", structs={"module_stats": {
-            "requests_allocated": 64, "peer_requests_allocated": 8, "pages_allocated": 512}})
+
+NLMSG_ERROR = 2
+NLM_F_CAPPED = 0x100
+
+
+def fake_netlink(dumps: list[bytes]):  # type: ignore[no-untyped-def]
+    """A BsrNetlink whose plain socket is a FakeBsrSocket: dump() and
+    version() run BsrNetlink's own code (request bytes, DumpReader,
+    bsr.nlfast), only the kernel is recorded."""
+    from bsr import netlink as nl
+
+    class FakeBsrNetlink(nl.BsrNetlink):
+        def __init__(self) -> None:  # no pyroute2 socket: there is no family to bind
+            sock = FakeBsrSocket([Recorded(d) for d in dumps], Recorded(version_reply()))
+            self.family_id = NETLINK_FAMILY_ID
+            self.mcast_groups = {}
+            self._ev = None
+            self._pending = []
+            self._channel = nl.PlainChannel(NETLINK_FAMILY_ID, open_socket=lambda: sock)
+
+        def subscribe(self) -> None:
+            pass
+
+        def close(self) -> None:
+            self._channel.close()
+
+        def events(self, timeout: float | None = None):  # type: ignore[no-untyped-def]
+            time.sleep(timeout or 0)  # no notifications: a steady load
+            return iter(())
+
+    return FakeBsrNetlink()
 
 
 def kernel_child(a: argparse.Namespace) -> int:
@@ -244,7 +326,7 @@ def kernel_child(a: argparse.Namespace) -> int:
 
     with open(a.kernel_child, "rb") as f:
         dumps = pickle.load(f)
-    fake = FakeBsrNetlink(dumps)
+    fake = fake_netlink(dumps)
     cfg = Config(file_path=Path(a.file_path), period=a.period)
     src = KernelSource(cfg.period, netlink_factory=lambda: fake)
     if a.event_path:

@@ -38,3 +38,21 @@ def test_the_dump_converts_to_the_same_objects_as_the_text_stream() -> None:
     assert sorted(st.peer_devices) == [("r0", "1", "0"), ("r1", "1", "0")]
     assert sorted(st.connections) == [("r0", "1"), ("r1", "1")]
     assert st.devices[("r1", "0")].extra["write-ios"] == str(8192 + 1)
+
+
+def test_the_kernel_benchs_fake_answers_through_bsrnetlinks_own_request_path() -> None:
+    """--kernel: dump() and version() run BsrNetlink's code (request bytes,
+    DumpReader), each answer carrying its request's sequence number."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_bsrmon import fake_netlink, kernel_dumps
+
+    fake = fake_netlink(kernel_dumps(2, 2))
+    sock = fake._channel._open()
+    for k in (0, 1, 1):  # the last dump again when they run out
+        msgs = fake.dump("GET_INITIAL_STATE")
+        assert len(msgs) == 2 * 4
+        dev = next(m for m in msgs if m.cmd == "EV_DEVICE")
+        assert dev.structs["device_stats"]["write_ios"] == 8192 * k + dev.minor
+        v = fake.version()
+        assert v.structs["module_stats"]["pages_allocated"] == 512
+    assert fake._channel.seq == 6 and sock.next == 3

@@ -201,10 +201,15 @@ class Decoder:
             s = known.get(sid)
             if s is not None:
                 fields = None
-                for tpl in templates.get((sid, length - 4), ()):
-                    fields = tpl.match(buf, off + 4)
-                    if fields is not None:
-                        break
+                tpls = templates.get((sid, length - 4))
+                if tpls is not None:
+                    for tpl in tpls:
+                        fields = tpl.match(buf, off + 4)
+                        if fields is not None:
+                            if tpl is not tpls[0]:  # most recently used first
+                                tpls.remove(tpl)
+                                tpls.insert(0, tpl)
+                            break
                 if fields is None:
                     fields = self._fields(buf, off + 4, off + length, sid, s[1], s[0])
                 out[s[0]] = fields
@@ -226,8 +231,8 @@ class Decoder:
             self._templates.clear()
         tpls = self._templates.setdefault(key, [])
         if len(tpls) >= LAYOUTS_PER_SIZE:
-            tpls.pop(0)
-        tpls.append(tpl)
+            tpls.pop()  # the least recently used
+        tpls.insert(0, tpl)
 
     # ---------------------------------------------------------- messages
 

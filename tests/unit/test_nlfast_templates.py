@@ -1,0 +1,58 @@
+"""bsr.nlfast's remembered layouts: structs of the same size but different
+layouts (names of different lengths) each keep their template, the one used
+last is tried first, and the least recently used one is dropped."""
+from __future__ import annotations
+
+from bsr import abi
+from bsr import netlink as nl
+from bsr.nlfast import LAYOUTS_PER_SIZE, Decoder
+
+FAMILY_ID = 0x1F
+
+
+def encoded(res_name: str) -> bytes:
+    msg = nl.build("EV_RESOURCE", ctx={"res_name": res_name}, res_info={"role": 1})
+    msg["header"]["type"] = FAMILY_ID
+    msg.encode()
+    return bytes(msg.data)
+
+
+def ctx_templates(dec: Decoder, data: bytes) -> list:  # type: ignore[type-arg]
+    """The templates of the ctx struct (these tests use one size of it)."""
+    sid = abi.top_attr_ids()[abi.CTX.attr]
+    return next(v for (s, _n), v in dec._templates.items() if s == sid)
+
+
+def test_same_size_layouts_decode_right_and_the_last_used_is_tried_first() -> None:
+    dec = Decoder(nl.Message)
+    a, b = encoded("r1"), encoded("r10")  # "r1\0" and "r10\0" pad to 4 bytes
+    assert len(a) == len(b)
+    for data, name in ((a, "r1"), (b, "r10"), (b, "r10"), (a, "r1"), (b, "r10")):
+        assert dec.message(data).structs["ctx"] == {"res_name": name}
+    tpls = ctx_templates(dec, b)
+    assert len(tpls) == 2
+    assert tpls[0].match(b, 28 + 4) == {"res_name": "r10"}
+    assert tpls[1].match(b, 28 + 4) is None
+
+
+def test_the_least_recently_used_layout_is_dropped() -> None:
+    dec = Decoder(nl.Message)
+    # five layouts of one padded size: strings of 1..4 bytes with their NUL
+    ctxs = [{"res_name": r, "conn_name": "c"} for r in ("", "r", "rx", "rxx")]
+    ctxs.append({"res_name": "r", "conn_name": "cx"})
+    datas = [encoded_ctx(c) for c in ctxs]
+    assert len({len(d) for d in datas}) == 1 and len(ctxs) > LAYOUTS_PER_SIZE
+    for d, c in zip(datas, ctxs):
+        assert dec.message(d).structs["ctx"] == c
+    tpls = ctx_templates(dec, datas[0])
+    assert len(tpls) == LAYOUTS_PER_SIZE
+    assert all(t.match(datas[0], 32) is None for t in tpls)  # the oldest went
+    assert all(t.match(d, 32) is not None for t, d in zip(tpls, reversed(datas)))
+    assert dec.message(datas[0]).structs["ctx"] == ctxs[0]  # walked again
+
+
+def encoded_ctx(ctx: dict) -> bytes:  # type: ignore[type-arg]
+    msg = nl.build("EV_CONNECTION", ctx=ctx)
+    msg["header"]["type"] = FAMILY_ID
+    msg.encode()
+    return bytes(msg.data)

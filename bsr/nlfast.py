@@ -36,6 +36,7 @@ advances the walk by at least four bytes, so no input can make it loop.
 
 from __future__ import annotations
 
+import operator
 import struct
 from typing import Any, Callable, Iterator, Union
 
@@ -143,14 +144,15 @@ class _Template:
     back equals the recorded one, which also proves every length right.
     """
 
-    __slots__ = ("reader", "lengths", "types", "names", "strings")
+    __slots__ = ("reader", "body", "lengths", "types", "names", "strings")
 
     def __init__(self, layout: list[tuple[int, int, _Leaf]]) -> None:
-        fmt = ["="]
+        fmt = []
         for length, _typ, (_name, size, _read, letter) in layout:
             value = letter if size > 0 else f"{length - 4}s"
             fmt.append(f"HH{value}{(-length) % 4}x")
-        self.reader = struct.Struct("".join(fmt))
+        self.body = "".join(fmt)  # the struct's part of a _MessageTemplate
+        self.reader = struct.Struct("=" + self.body)
         self.lengths = tuple(a[0] for a in layout)
         self.types = tuple(a[1] for a in layout)
         self.names = tuple(a[2][0] for a in layout)
@@ -164,6 +166,53 @@ class _Template:
         out: dict[str, Value] = dict(zip(self.names, vals[2::3]))
         for name in self.strings:
             out[name] = _text(out[name])  # type: ignore[arg-type]
+        return out
+
+
+class _MessageTemplate:
+    """Every struct of a message layout seen before, read with one
+    ``unpack_from``: a statistics dump sends each kind of object with the
+    same structs, in the same order, period after period.
+
+    Built from the struct templates that decoded the message
+    (``(attribute length, attribute type, struct name, template)`` per
+    top-level attribute); used only when every attribute header, top-level
+    and nested, reads back as recorded.
+    """
+
+    __slots__ = ("reader", "check", "expected", "parts")
+
+    def __init__(self, parts: list[tuple[int, int, str, _Template]]) -> None:
+        fmt = ["="]
+        heads: list[int] = []  # value positions of attribute headers
+        expected: list[int] = []
+        self.parts: list[tuple[str, tuple[str, ...], int, int, tuple[str, ...]]] = []
+        pos = 0
+        for length, typ, sname, tpl in parts:
+            fmt.append(f"HH{tpl.body}{(-length) % 4}x")
+            heads += (pos, pos + 1)
+            expected += (length, typ)
+            pos += 2
+            for i, (inner_len, inner_typ) in enumerate(zip(tpl.lengths, tpl.types)):
+                heads += (pos + 3 * i, pos + 3 * i + 1)
+                expected += (inner_len, inner_typ)
+            n = len(tpl.names)
+            self.parts.append((sname, tpl.names, pos + 2, pos + 3 * n, tpl.strings))
+            pos += 3 * n
+        self.reader = struct.Struct("".join(fmt))
+        self.check = operator.itemgetter(*heads)
+        self.expected = tuple(expected)
+
+    def match(self, buf: bytes, off: int) -> dict[str, dict[str, Value]] | None:
+        vals = self.reader.unpack_from(buf, off)
+        if self.check(vals) != self.expected:
+            return None
+        out: dict[str, dict[str, Value]] = {}
+        for sname, names, start, stop, strings in self.parts:
+            fields: dict[str, Value] = dict(zip(names, vals[start:stop:3]))
+            for name in strings:
+                fields[name] = _text(fields[name])  # type: ignore[arg-type]
+            out[sname] = fields
         return out
 
 
@@ -182,6 +231,8 @@ class Decoder:
         self._cmd_names: dict[int, str] = {v: k for k, v in abi.command_ids().items()}
         # (struct attr, payload size) -> layouts seen with that size
         self._templates: dict[tuple[int, int], list[_Template]] = {}
+        # size of a message's attributes -> message layouts seen with that size
+        self._messages: dict[int, list[_MessageTemplate]] = {}
 
     # -------------------------------------------------------- attributes
 
@@ -249,8 +300,49 @@ class Decoder:
             raise DecodeError(f"message of {length} bytes at {off} does not fit "
                               f"({ATTRS_OFFSET}..{len(buf) - off})")
         cmd, _version, _reserved, minor, ret_code = _GENL_BSR_HDR(buf, off + NLMSG_HDRLEN)
+        start = off + ATTRS_OFFSET
+        structs = None
+        tpls = self._messages.get(end - start)
+        if tpls is not None:
+            for tpl in tpls:
+                structs = tpl.match(buf, start)
+                if structs is not None:
+                    if tpl is not tpls[0]:  # most recently used first
+                        tpls.remove(tpl)
+                        tpls.insert(0, tpl)
+                    break
+        if structs is None:
+            structs = self.structs(buf, start, end)
+            self._remember_message(buf, start, end)
         return self._make(cmd=self._cmd_names.get(cmd) or str(cmd), minor=minor,
-                       ret_code=ret_code, structs=self.structs(buf, off + ATTRS_OFFSET, end))
+                          ret_code=ret_code, structs=structs)
+
+    def _remember_message(self, buf: bytes, off: int, end: int) -> None:
+        """A template of the message just decoded, when each of its
+        top-level attributes is a known struct that has one (nothing
+        unknown, nothing left over)."""
+        size = end - off
+        parts: list[tuple[int, int, str, _Template]] = []
+        while off < end:
+            length, typ = _NLA_HDR(buf, off)
+            sid = typ & NLA_TYPE_MASK
+            s = self._structs.get(sid)
+            if s is None or length % 4:
+                return
+            tpl = next((t for t in self._templates.get((sid, length - 4), ())
+                        if t.match(buf, off + 4) is not None), None)
+            if tpl is None:
+                return
+            parts.append((length, typ, s[0], tpl))
+            off += length
+        if not parts or off != end:
+            return
+        if len(self._messages) >= MAX_LAYOUTS:
+            self._messages.clear()
+        tpls = self._messages.setdefault(size, [])
+        if len(tpls) >= LAYOUTS_PER_SIZE:
+            tpls.pop()
+        tpls.insert(0, _MessageTemplate(parts))
 
     def messages(self, buf: bytes, family_id: int) -> Iterator[Any]:
         """Every bsr message of a netlink datagram; other types are skipped."""

@@ -56,3 +56,45 @@ def encoded_ctx(ctx: dict) -> bytes:  # type: ignore[type-arg]
     msg["header"]["type"] = FAMILY_ID
     msg.encode()
     return bytes(msg.data)
+
+
+def dump_messages() -> list[bytes]:
+    """A statistics dump as bench/bench_bsrmon.py records it, one message each."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from bench_bsrmon import netlink_dump
+    data = netlink_dump(12, 3)
+    out, off = [], 0
+    while off < len(data):
+        length = int.from_bytes(data[off:off + 4], "little")
+        out.append(data[off:off + length])
+        off += (length + 3) & ~3
+    return out
+
+
+def test_whole_messages_replayed_from_their_layout_decode_as_pyroute2_does() -> None:
+    dec = Decoder(nl.Message)
+    msgs = dump_messages()
+    for _ in range(3):  # first by struct, then whole messages
+        for data in msgs:
+            ref = nl.decode_reference(nl.parse_reference(data, int.from_bytes(
+                data[4:6], "little"))[0])
+            got = dec.message(data)
+            assert (got.cmd, got.minor, got.structs) == (ref.cmd, ref.minor, ref.structs)
+    assert dec._messages  # layouts remembered
+    assert sum(len(v) for v in dec._messages.values()) < len(msgs)
+
+
+def test_a_message_of_a_known_size_but_another_layout_is_decoded_the_long_way() -> None:
+    dec = Decoder(nl.Message)
+    a = encoded_ctx({"res_name": "rx", "conn_name": "c"})
+    b = encoded_ctx({"res_name": "r", "conn_name": "cx"})  # same size, other lengths
+    swapped = bytearray(a)  # conn_name's attribute number where res_name's was
+    ids = dict((f.name, i) for f, i in abi.field_ids(abi.CTX))
+    first = 28 + 4  # the first nested attribute: res_name
+    swapped[first + 2:first + 4] = ids["conn_name"].to_bytes(2, "little")
+    assert dec.message(a).structs["ctx"] == {"res_name": "rx", "conn_name": "c"}
+    assert dec.message(b).structs["ctx"] == {"res_name": "r", "conn_name": "cx"}
+    assert dec.message(bytes(swapped)).structs["ctx"] == {"conn_name": "c"}  # the last wins
+    assert dec.message(a).structs["ctx"] == {"res_name": "rx", "conn_name": "c"}

@@ -19,7 +19,7 @@ from bsr.model import IDENTITY_KEYS, Event, Kind, State, Verb
 from bsrmon.sampler import Sampler, Snapshot, Values
 from functools import lru_cache
 
-from bsrmon.series import SeriesKey, format_line, format_time
+from bsrmon.series import SeriesKey, format_time, values_text
 from bsrmon.writer import Entry
 
 if TYPE_CHECKING:
@@ -214,13 +214,15 @@ class Collector:
         self.last_tick = t
         self.ticks += 1
         batch: list[Entry] = []
-        stamp = format_time(t)
+        stamp = format_time(t) + " "
         latest = self.latest
         add = batch.append
+        dest = _dest
+        text = values_text
         if snap is None:
             snap = Snapshot.from_state(self.state)
         for key, values in self._sampler.sample_snapshot(snap, t, module):
             latest[key] = (t, values)
-            rel, header = _dest(key)
-            add((rel, header, format_line(stamp, values)))
+            rel, header = dest(key)
+            add((rel, header, f"{stamp}{text(values)}\n" if values else f"{stamp[:-1]}\n"))
         self.submit(batch)

@@ -137,6 +137,19 @@ def _identity(kind: Kind, ctx: dict[str, Any]) -> tuple[str, ...] | None:
     return None
 
 
+def _place(kind: Kind, ctx: dict[str, Any]) -> tuple[Any, ...]:
+    """(State key, Snapshot key, the Snapshot entry but for its counters) of
+    an object: computed once while the object lives, not every period."""
+    ident = _identity(kind, ctx)
+    if ident is None or kind not in (Kind.device, Kind.peer_device, Kind.connection):
+        return (ident, None, ())
+    if kind is Kind.device:
+        return (ident, ("d", ident), (ident[0], int(ident[1])))
+    if kind is Kind.peer_device:
+        return (ident, ("p", ident), (ident[0], int(ident[2]), int(ident[1])))
+    return (ident, ("c", ident), (ident[0], int(ident[1])))
+
+
 def _fill_connection_fallback(snap: Snapshot) -> None:
     """A connection without byte counters (an older module): the sum of its
     peer devices' KiB, as the sampler does for plain events2."""
@@ -162,6 +175,8 @@ class KernelFeed:
         # (kind, State key) -> a reply of the last poll not yet in the State
         self.deferred: dict[tuple[Kind, tuple[str, ...]], Message] = {}
         self.deferred_time: Any = None
+        # (command, ctx values) -> where its counters go, as _place() gives it
+        self._places: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
     # -- messages converted as they come ------------------------------------
 
@@ -198,6 +213,7 @@ class KernelFeed:
         conv = self.conv
         seen = self._seen
         fresh: dict[tuple[Any, ...], tuple[int, Any]] = {}
+        places, new_places = self._places, {}
         deferred: dict[tuple[Kind, tuple[str, ...]], Message] = {}
         snap = Snapshot()
         devices, peer_devices, connections = snap.devices, snap.peer_devices, snap.connections
@@ -217,7 +233,11 @@ class KernelFeed:
             memo = (m.cmd, *ctx.values())
             fresh[memo] = sig
             try:
-                ident = _identity(kind, ctx)
+                place = places.get(memo)
+                if place is None:
+                    place = _place(kind, ctx)
+                new_places[memo] = place
+                ident = place[0]
                 stats = structs.get(stats_name) or _EMPTY
                 syncing = kind is Kind.peer_device and info is not None and \
                     info.get("repl_state") in _SYNCING
@@ -231,15 +251,15 @@ class KernelFeed:
                 if ident is None:
                     continue
                 if kind is Kind.device:
-                    devices[("d", ident)] = (ident[0], int(ident[1]), _device(stats))
+                    devices[place[1]] = place[2] + (_device(stats),)
                 elif kind is Kind.peer_device:
-                    peer_devices[("p", ident)] = (ident[0], int(ident[2]), int(ident[1]),
-                                                  _peer_device(info or _EMPTY, stats))
+                    peer_devices[place[1]] = place[2] + (_peer_device(info or _EMPTY, stats),)
                 elif kind is Kind.connection:
-                    connections[("c", ident)] = (ident[0], int(ident[1]), _connection(stats))
+                    connections[place[1]] = place[2] + (_connection(stats),)
             except (TypeError, ValueError, OverflowError, AttributeError, struct.error):
                 conv.malformed += 1
         self._seen = fresh
+        self._places = new_places
         self.deferred = deferred
         self.deferred_time = item.tick.time
         _fill_connection_fallback(snap)

@@ -185,11 +185,15 @@ def format_line(t: datetime | str, values: tuple[float | int | None, ...]) -> st
     stamp = t if isinstance(t, str) else format_time(t)
     if not values:
         return stamp + "\n"
+    return f"{stamp} {values_text(values)}\n"
+
+
+def values_text(values: tuple[float | int | None, ...]) -> str:
+    """The values of a line, as :func:`format_line` writes them."""
     try:
-        text = _values_text(values)
+        return _values_text(values)
     except TypeError:  # a list, not a tuple: not hashable
-        text = _values_text.__wrapped__(tuple(values))
-    return f"{stamp} {text}\n"
+        return _values_text.__wrapped__(tuple(values))
 
 
 def _value_text(v: float | int | None) -> str:

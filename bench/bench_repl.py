@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Replication cost of bsr against the raw disk and DRBD 8.4, two nodes.
 
-usage: bench_repl.py [--quick] [--runtime SECONDS] [--resync-mib MIB] [--ko BSR_KO]
+usage: bench_repl.py [--quick] [--runtime SECONDS] [--rounds N] [--resync-mib MIB] [--ko BSR_KO]
 
 Boots the two guests of the test lab (virtme-ng, TCG, one dgram link with
 a 9000-byte MTU, host UDP buffers raised for the run), gives each a RAM
@@ -16,8 +16,14 @@ then a full resync of --resync-mib MiB from a to b (DRBD: primary --force
 on fresh metadata; bsr likewise) with the default controller and with a
 fixed rate (c-plan-ahead 0, resync-rate 100M), in MiB/s.
 
+The targets are measured in turns, --rounds times (default 3; --quick: 1):
+raw, then per protocol DRBD and bsr, DRBD first in odd rounds and bsr
+first in even ones, so that a change in the host's load hits both alike.
+Every cell of the table is the median of the rounds; the lines under it
+list each round's numbers, to show the spread.
+
 Prints one table with the ratios to raw and to DRBD (same protocol).  A
-row that failed reads "failed:" with the reason.  Absolute numbers under
+row that failed in any round reads "failed:" with the reason.  Absolute numbers under
 TCG are far below hardware; compare ratios.  Exits 0 when every row was
 measured, 1 when any row failed.
 """
@@ -26,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import statistics
 import sys
 import tempfile
 import time
@@ -48,6 +55,7 @@ IO_ROWS = ("raw", "drbd84 C", "drbd84 A", "bsr C", "bsr A")
 RESYNC_ROWS = ("drbd84 default", "drbd84 fixed 100M", "bsr default", "bsr fixed 100M")
 NAME_WIDTH = 19  # the target column, with its trailing space
 QUICK_RUNTIME, QUICK_RESYNC_MIB = 1, 16  # --quick: seconds per fio run, MiB resynced
+DEFAULT_RUNTIME, DEFAULT_RESYNC_MIB, DEFAULT_ROUNDS = 10, 64, 3
 
 
 @dataclass
@@ -71,6 +79,26 @@ class ResyncRow:
 class Results:
     io: list[IoRow] = field(default_factory=list)
     resync: list[ResyncRow] = field(default_factory=list)
+    rounds: int = 1
+    io_runs: dict[str, list[IoRow]] = field(default_factory=dict)
+    resync_runs: dict[str, list[ResyncRow]] = field(default_factory=dict)
+
+
+def median_io(name: str, runs: list[IoRow]) -> IoRow:
+    """The row of @runs' medians; a failure in any round fails the row."""
+    failed = [r for r in runs if r.note]
+    if failed:
+        return IoRow(name, note=failed[0].note)
+    med = (lambda attr: statistics.median(getattr(r, attr) for r in runs))
+    return IoRow(name, med("seq_mib_s"), med("lat_us"), med("iops"))
+
+
+def median_resync(name: str, runs: list[ResyncRow]) -> ResyncRow:
+    failed = [r for r in runs if r.note]
+    if failed:
+        return ResyncRow(name, note=failed[0].note)
+    return ResyncRow(name, statistics.median(r.mib_s for r in runs),
+                     statistics.median(r.seconds for r in runs))
 
 
 # ------------------------------------------------------------------- fio
@@ -227,23 +255,37 @@ def guarded(row_type, name: str, fn, *args):
         return row_type(name, note=f"failed: {first}")
 
 
-def run_all(lab: Lab, ko: Path, runtime: int, resync_mib: int) -> Results:
+def turns(rnd: int, first, second) -> tuple:
+    """DRBD first in odd rounds (1, 3, ...), bsr first in even ones."""
+    return (first, second) if rnd % 2 == 0 else (second, first)
+
+
+def run_all(lab: Lab, ko: Path, runtime: int, resync_mib: int, rounds: int = 1) -> Results:
     a, b = nodes(lab)
     for n in (a, b):
         n.g.check(f"modprobe brd rd_nr=1 rd_size={RAM_MIB * 1024}", timeout=120)
-    res = Results()
-    res.io.append(measure(a.g, "raw", "/dev/ram0", runtime))
-    for proto in ("C", "A"):
-        res.io.append(guarded(IoRow, f"drbd84 {proto}", drbd_io, a, b, proto, runtime))
-    for proto in ("C", "A"):
-        res.io.append(guarded(IoRow, f"bsr {proto}", bsr_io, a, b, ko, proto, runtime))
-    for fixed in (False, True):
-        res.resync.append(guarded(ResyncRow, RESYNC_ROWS[fixed], drbd_resync, a, b, fixed,
-                                  resync_mib))
-    for fixed in (False, True):
-        res.resync.append(guarded(ResyncRow, RESYNC_ROWS[2 + fixed], bsr_resync, a, b,
-                                  ko, fixed, resync_mib))
-    return res
+    io: dict[str, list[IoRow]] = {name: [] for name in IO_ROWS}
+    rs: dict[str, list[ResyncRow]] = {name: [] for name in RESYNC_ROWS}
+    for rnd in range(rounds):
+        io["raw"].append(guarded(IoRow, "raw", measure, a.g, "raw", "/dev/ram0", runtime))
+        for proto in ("C", "A"):
+            for run in turns(rnd,
+                             lambda: guarded(IoRow, f"drbd84 {proto}", drbd_io, a, b, proto,
+                                             runtime),
+                             lambda: guarded(IoRow, f"bsr {proto}", bsr_io, a, b, ko, proto,
+                                             runtime)):
+                row = run()
+                io[row.target].append(row)
+        for fixed in (False, True):
+            for run in turns(rnd,
+                             lambda: guarded(ResyncRow, RESYNC_ROWS[fixed], drbd_resync, a, b,
+                                             fixed, resync_mib),
+                             lambda: guarded(ResyncRow, RESYNC_ROWS[2 + fixed], bsr_resync, a,
+                                             b, ko, fixed, resync_mib)):
+                row = run()
+                rs[row.target].append(row)
+    return Results([median_io(n, runs) for n, runs in io.items()],
+                   [median_resync(n, runs) for n, runs in rs.items()], rounds, io, rs)
 
 
 # ----------------------------------------------------------------- table
@@ -278,20 +320,35 @@ def table(res: Results) -> str:
         ref = rs.get(r.target.replace("bsr", "drbd84")) if r.target.startswith("bsr") else None
         x = ratio(r.mib_s, ref.mib_s) if ref is not None and not ref.note else "-"
         lines.append(f"{r.target:<18} {r.mib_s:>12.1f} {r.seconds:>8.1f} {x:>6}")
+    if res.rounds > 1:
+        lines += ["", f"each round (the table shows the median of {res.rounds}):"]
+        for name, runs in res.io_runs.items():
+            cells = ", ".join("failed" if r.note else
+                              f"{r.seq_mib_s:.1f} MiB/s {r.lat_us:.0f} us {r.iops:.0f} IOPS"
+                              for r in runs)
+            lines.append(f"{name:<18} {cells}")
+        for name, runs in res.resync_runs.items():
+            cells = ", ".join("failed" if r.note else f"{r.mib_s:.1f} MiB/s" for r in runs)
+            lines.append(f"{name:<18} {cells}")
     return "\n".join(lines)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
-                    help="CI smoke: 1 s per fio run, 16 MiB resync (default: 20 s, 64 MiB)")
+                    help="CI smoke: 1 s per fio run, 16 MiB resync, one round "
+                         f"(default: {DEFAULT_RUNTIME} s, {DEFAULT_RESYNC_MIB} MiB, "
+                         f"{DEFAULT_ROUNDS} rounds)")
     ap.add_argument("--runtime", type=int, default=None, help="seconds per fio run")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="measure every target this many times, in turns; the table shows medians")
     ap.add_argument("--resync-mib", type=int, default=None, help="size of the full resync")
     ap.add_argument("--ko", type=Path, default=ROOT / "kmod/bsr.ko", help="bsr.ko to load")
     ap.add_argument("--json", action="store_true", help="also print the rows as one JSON line")
     a = ap.parse_args()
-    runtime = a.runtime or (QUICK_RUNTIME if a.quick else 20)
-    resync_mib = a.resync_mib or (QUICK_RESYNC_MIB if a.quick else 64)
+    runtime = a.runtime or (QUICK_RUNTIME if a.quick else DEFAULT_RUNTIME)
+    resync_mib = a.resync_mib or (QUICK_RESYNC_MIB if a.quick else DEFAULT_RESYNC_MIB)
+    rounds = a.rounds or (1 if a.quick else DEFAULT_ROUNDS)
     env, why = find_env()
     if env is None:
         sys.stderr.write(f"bench_repl: cannot boot guests: {why}\n")
@@ -302,11 +359,12 @@ def main() -> int:
         lab = Lab(env, Path(tmp), disks_per_node=0)
         try:
             lab.boot()
-            res = run_all(lab, a.ko, runtime, resync_mib)
+            res = run_all(lab, a.ko, runtime, resync_mib, rounds)
         finally:
             lab.shutdown()
             buffers.restore()
-    print(f"bench_repl: fio {runtime} s per run, resync {resync_mib} MiB, TCG guests, brd {RAM_MIB} MiB")
+    print(f"bench_repl: fio {runtime} s per run, resync {resync_mib} MiB, {rounds} round(s), "
+          f"TCG guests, brd {RAM_MIB} MiB")
     print(table(res))
     if a.json:
         print("BENCH_JSON " + json.dumps({"io": [r.__dict__ for r in res.io],

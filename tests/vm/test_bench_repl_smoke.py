@@ -27,7 +27,7 @@ def test_bench_repl_usage_names_every_option() -> None:
     r = subprocess.run([sys.executable, str(ROOT / "bench/bench_repl.py"), "--help"],
                        capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert r.returncode == 0, r.stderr
-    for opt in ("--quick", "--runtime", "--resync-mib", "--ko", "--json"):
+    for opt in ("--quick", "--runtime", "--rounds", "--resync-mib", "--ko", "--json"):
         assert opt in r.stdout
 
 

@@ -12,7 +12,12 @@ thread and the writer thread are also shown apart) over the measuring window.
 ``--kernel`` runs the daemon on its default source instead, the kernel
 (generic netlink), answered by a fake bsr.ko with recorded dump bytes;
 ``--text`` only the events2 stream.  Without either, both are measured,
-one after the other (what `make bench` runs).
+one after the other (what `make bench` runs).  The fake stands where the
+socket is: BsrNetlink's own dump() and version() run every period (request
+bytes, DumpReader, bsr.nlfast), and the answers come in datagrams of at
+most 32 KiB carrying the request's sequence number, as bsr.ko sends them.
+What it cannot count is the kernel's share (building the dump inside
+recv(), about the system time of the write()s again).
 
 Prints a human summary and one JSON line per source; exits 1 when the share
 of one core exceeds --limit (default 2 %) for any of them.
@@ -30,7 +35,16 @@ objects) for comparison.
 Measured on the 2-core build host, 100 resources (400 objects, 158 KB of
 netlink per period): pyroute2 decoding 90-180 ms per period; bsr.nlfast
 ~4 ms decode + ~4 ms conversion (~8 ms, 0.8 % of a core) plus ~1.5 ms in
-the collector, against ~4.5 ms for the events2 text path.
+the collector, against ~4.5 ms for the events2 text path.  Since then the
+decoding alone went from 3.3 to 2.45 ms (whole-message layouts).
+
+The daemon (medians of 3 x 30 s, load average 2-4 from the team's guests;
+runs of one setting spread by +-0.2 %): kernel source 2.13 % of one core
+with the honest fake and the old code (2.08 % was measured with a fake
+whose version() and requests cost nothing), 1.73-1.93 % now; interleaved
+runs under heavier load 2.30 % before against 2.06 % now.  events2 text
+1.56-1.63 % (unchanged: the changes are on the kernel side).  See
+docs/bsrmon.md, "Cost".
 """
 
 from __future__ import annotations

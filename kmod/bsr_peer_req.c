@@ -167,19 +167,34 @@ static u32 page_len(struct bsr_peer_req *pr, u32 i)
 	return min_t(u32, PAGE_SIZE, pr->size - i * PAGE_SIZE);
 }
 
+/* The pages of @pr as a bio_vec array (kfree() it), NULL without memory. */
+static struct bio_vec *pr_bvecs(struct bsr_peer_req *pr)
+{
+	struct bio_vec *bv;
+	u32 i;
+
+	bv = kcalloc(max(pr->nr_pages, 1U), sizeof(*bv), GFP_NOIO);
+	if (!bv)
+		return NULL;
+	for (i = 0; i < pr->nr_pages; i++)
+		bvec_set_page(&bv[i], pr->pages[i], page_len(pr, i), 0);
+	return bv;
+}
+
 int bsr_peer_req_recv_data(struct bsr_net *n, struct bsr_peer_req *pr)
 {
-	long timeo = bsr_ds_to_jiffies(n->nc.timeout);
-	u32 i;
+	struct bio_vec *bv;
 	int err;
 
-	for (i = 0; i < pr->nr_pages; i++) {
-		err = bsr_recv_full(&n->data, page_address(pr->pages[i]),
-				    page_len(pr, i), timeo);
-		if (err)
-			return err;
-	}
-	return 0;
+	if (!pr->nr_pages)
+		return 0;
+	bv = pr_bvecs(pr);
+	if (!bv)
+		return -ENOMEM;
+	err = bsr_recv_bvec(&n->data, bv, pr->nr_pages, pr->size,
+			    bsr_ds_to_jiffies(n->nc.timeout));
+	kfree(bv);
+	return err;
 }
 
 static void peer_req_endio(struct bio *bio)
@@ -234,23 +249,17 @@ int bsr_send_peer_req(struct bsr_stream *st, enum bsr_packet cmd,
 		      const void *head, u32 head_len,
 		      struct bsr_peer_req *pr)
 {
+	u32 len = pr->pages ? pr->size : 0;
 	struct bio_vec *bv;
 	struct iov_iter it;
-	u32 i;
 	int err;
 
-	bv = kcalloc(max(pr->nr_pages, 1U), sizeof(*bv), GFP_NOIO);
+	bv = pr_bvecs(pr);
 	if (!bv)
 		return -ENOMEM;
-	for (i = 0; i < pr->nr_pages; i++) {
-		bv[i].bv_page = pr->pages[i];
-		bv[i].bv_len = page_len(pr, i);
-		bv[i].bv_offset = 0;
-	}
-	iov_iter_bvec(&it, ITER_SOURCE, bv, pr->nr_pages,
-		      pr->pages ? pr->size : 0);
+	iov_iter_bvec(&it, ITER_SOURCE, bv, pr->nr_pages, len);
 	err = bsr_send_data(st, cmd, pr->pd->device->volume, head, head_len,
-			    &it, pr->pages ? pr->size : 0);
+			    &it, len);
 	kfree(bv);
 	return err;
 }

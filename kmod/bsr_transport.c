@@ -226,21 +226,18 @@ int bsr_send(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
 }
 
 /*
- * Receive up to @len bytes within @timeo jiffies.  Returns the number of
- * bytes received (0 when nothing came in time), -ECONNRESET when the peer
- * closed the stream, another -errno on failure.
+ * Receive into @msg's iterator (advancing it) within @timeo jiffies.
+ * Returns the number of bytes received (0 when nothing came in time),
+ * -ECONNRESET when the peer closed the stream, another -errno on failure.
  */
-int bsr_recv_some(struct bsr_stream *st, void *buf, size_t len, long timeo)
+static int recv_msg(struct bsr_stream *st, struct msghdr *msg, long timeo)
 {
-	struct kvec iov = { .iov_base = buf, .iov_len = len };
-	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
 	int r;
 
 	if (!st->sock)
 		return -ENOTCONN;
 	WRITE_ONCE(st->sock->sk->sk_rcvtimeo, timeo);
-	r = kernel_recvmsg(st->sock, &msg, &iov, 1, len,
-			   MSG_WAITALL | MSG_NOSIGNAL);
+	r = sock_recvmsg(st->sock, msg, MSG_WAITALL | MSG_NOSIGNAL);
 	if (r == -EAGAIN || r == -EINTR)
 		return 0;
 	if (r == 0)
@@ -250,13 +247,13 @@ int bsr_recv_some(struct bsr_stream *st, void *buf, size_t len, long timeo)
 	return r;
 }
 
-/* Exactly @len bytes within @timeo jiffies, or -ETIMEDOUT/-errno. */
-int bsr_recv_full(struct bsr_stream *st, void *buf, size_t len, long timeo)
+/* All of @msg's iterator within @timeo jiffies, or -ETIMEDOUT/-errno. */
+static int recv_msg_full(struct bsr_stream *st, struct msghdr *msg,
+			 long timeo)
 {
 	unsigned long deadline = jiffies + timeo;
-	size_t done = 0;
 
-	while (done < len) {
+	while (msg_data_left(msg)) {
 		long left = timeo;
 		int r;
 
@@ -265,12 +262,44 @@ int bsr_recv_full(struct bsr_stream *st, void *buf, size_t len, long timeo)
 			if (left <= 0)
 				return -ETIMEDOUT;
 		}
-		r = bsr_recv_some(st, buf + done, len - done, left);
+		r = recv_msg(st, msg, left);
 		if (r < 0)
 			return r;
-		done += r;
 	}
 	return 0;
+}
+
+/* Up to @len bytes within @timeo jiffies; returns as recv_msg(). */
+int bsr_recv_some(struct bsr_stream *st, void *buf, size_t len, long timeo)
+{
+	struct kvec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
+
+	iov_iter_kvec(&msg.msg_iter, ITER_DEST, &iov, 1, len);
+	return recv_msg(st, &msg, timeo);
+}
+
+/* Exactly @len bytes within @timeo jiffies, or -ETIMEDOUT/-errno. */
+int bsr_recv_full(struct bsr_stream *st, void *buf, size_t len, long timeo)
+{
+	struct kvec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
+
+	iov_iter_kvec(&msg.msg_iter, ITER_DEST, &iov, 1, len);
+	return recv_msg_full(st, &msg, timeo);
+}
+
+/*
+ * @len bytes into the pages of @bv (@nr of them) with one receive call
+ * per arrival of data rather than one per page.
+ */
+int bsr_recv_bvec(struct bsr_stream *st, struct bio_vec *bv, u32 nr,
+		  size_t len, long timeo)
+{
+	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
+
+	iov_iter_bvec(&msg.msg_iter, ITER_DEST, bv, nr, len);
+	return recv_msg_full(st, &msg, timeo);
 }
 
 /* ------------------------------------------------------------- hellos */

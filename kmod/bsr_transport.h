@@ -136,6 +136,8 @@ int bsr_send_data(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
 		  u32 data_len);
 int bsr_recv_some(struct bsr_stream *st, void *buf, size_t len, long timeo);
 int bsr_recv_full(struct bsr_stream *st, void *buf, size_t len, long timeo);
+int bsr_recv_bvec(struct bsr_stream *st, struct bio_vec *bv, u32 nr,
+		  size_t len, long timeo);
 bool bsr_should_stop(struct bsr_net *n);
 
 /* bsr_receiver.c */

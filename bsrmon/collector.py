@@ -108,7 +108,7 @@ class Collector:
     _feed: "KernelFeed | None" = None
 
     def __post_init__(self) -> None:
-        self._sampler = Sampler(self.types)
+        self._sampler = Sampler(self.types, dest=_dest)
 
     @property
     def state(self) -> State:
@@ -217,12 +217,10 @@ class Collector:
         stamp = format_time(t) + " "
         latest = self.latest
         add = batch.append
-        dest = _dest
         text = values_text
         if snap is None:
             snap = Snapshot.from_state(self.state)
-        for key, values in self._sampler.sample_snapshot(snap, t, module):
+        for (key, rel, header), values in self._sampler.rows(snap, t, module):
             latest[key] = (t, values)
-            rel, header = dest(key)
             add((rel, header, f"{stamp}{text(values)}\n" if values else f"{stamp[:-1]}\n"))
         self.submit(batch)

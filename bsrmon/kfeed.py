@@ -12,8 +12,10 @@ than everything else bsrmon does.  :class:`KernelFeed` instead:
   sample): that event goes through the collector as before, so
   ``events.log`` is unchanged;
 * takes the counters the sampler needs straight from the decoded
-  ``*_stats`` structs (:func:`snapshot`), with the same defaults and units
-  as :mod:`bsr.kevents` + :mod:`bsr.model` give them;
+  ``*_stats`` structs, as tuples in the sampler's field order (one
+  ``itemgetter`` call per struct when it has every statistic, as bsr.ko's
+  always do), with the same defaults and units as :mod:`bsr.kevents` +
+  :mod:`bsr.model` give them;
 * keeps the other replies of the last poll and converts them into the State
   only when someone reads it (:meth:`KernelFeed.settle`: Prometheus,
   ``bsrmon status``).
@@ -26,6 +28,7 @@ events and the settled State equal the event path's.
 
 from __future__ import annotations
 
+import operator
 import struct
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +37,7 @@ from bsr.kevents import Converter
 from bsr.model import Event, Kind, Verb
 from bsr.netlink import Message
 
-from bsrmon.sampler import Snapshot
+from bsrmon.sampler import C_RECV, C_SENT, P_RECEIVED, P_SENT, Snapshot
 
 if TYPE_CHECKING:
     from bsrmon.collector import Collector, KernelMessages, KernelPoll
@@ -52,11 +55,6 @@ _SYNCING = frozenset(int(s) for s in (
     abi.ReplState.PausedSyncT, abi.ReplState.VerifyS, abi.ReplState.VerifyT))
 _EMPTY: dict[str, Any] = {}
 _U64S: dict[int, Any] = {}
-
-# sampler counter name = kernel statistic name (read as is, None when absent)
-_DEVICE_AS_IS = ("read_ios", "write_ios", "al_hits", "al_misses", "al_starving",
-                 "local_lat_ns", "master_lat_ns", "completed_ios", "io_errors", "al_used")
-
 
 def _hist(blob: Any) -> tuple[int, ...] | None:
     """A latency histogram blob as bucket counts (what bsr.kevents prints and
@@ -76,50 +74,84 @@ def _kib(v: Any) -> int:
     return int(v or 0) // 2
 
 
-def _device(s: dict[str, Any]) -> dict[str, Any]:
+# The statistics a device's counters come from, in DEVICE_FIELDS order:
+# read at once when the struct has all of them (it always has, from bsr.ko).
+_DEVICE_STATS = operator.itemgetter(
+    "read_ios", "read_sectors", "write_ios", "write_sectors", "al_hits", "al_misses",
+    "al_starving", "al_writes", "bm_writes", "completed_ios", "io_errors", "local_lat_ns",
+    "master_lat_ns", "local_lat_hist", "master_lat_hist", "upper_pending", "lower_pending",
+    "al_used")
+_PEER_DEVICE_STATS = operator.itemgetter(
+    "acked_ios", "repl_sent_sectors", "rs_sent_sectors", "net_lat_ns", "sent_sectors",
+    "received_sectors", "pending", "unacked", "out_of_sync")
+_CONNECTION_STATS = operator.itemgetter(
+    "sent_bytes", "recv_bytes", "sndbuf_fill", "sndbuf_size", "ap_in_flight", "rs_in_flight")
+_INTS = frozenset((int,))
+
+
+def _device(s: dict[str, Any]) -> tuple[Any, ...]:
+    """A device's counters (bsrmon.sampler.DEVICE_FIELDS) from device_stats."""
+    try:
+        (r_ios, r_sec, w_ios, w_sec, hits, misses, starving, al_w, bm_w, completed, errors,
+         local_ns, master_ns, local_h, master_h, upper, lower, used) = _DEVICE_STATS(s)
+    except KeyError:
+        return _device_partial(s)
+    if {r_sec.__class__, w_sec.__class__, al_w.__class__, bm_w.__class__,
+            upper.__class__, lower.__class__} != _INTS:
+        return _device_partial(s)
+    return (r_ios, r_sec // 2, w_ios, w_sec // 2, hits, misses, starving, al_w, bm_w,
+            completed, errors, local_ns, master_ns, _hist(local_h), _hist(master_h),
+            upper, lower, used)
+
+
+def _device_partial(s: dict[str, Any]) -> tuple[Any, ...]:
+    """:func:`_device` of a struct without some statistics (an older module):
+    amounts default to 0, the others are unknown."""
     g = s.get
-    cur = {
-        "read_kib": int(g("read_sectors") or 0) // 2,
-        "write_kib": int(g("write_sectors") or 0) // 2,
-        "al_writes": int(g("al_writes", 0)),
-        "bm_writes": int(g("bm_writes", 0)),
-        "local_hist": _hist(g("local_lat_hist")),
-        "master_hist": _hist(g("master_lat_hist")),
-        "upper_pending": int(g("upper_pending", 0)),
-        "lower_pending": int(g("lower_pending", 0)),
-    }
-    for name in _DEVICE_AS_IS:
-        cur[name] = g(name)
-    return cur
+    return (
+        g("read_ios"), int(g("read_sectors") or 0) // 2, g("write_ios"),
+        int(g("write_sectors") or 0) // 2, g("al_hits"), g("al_misses"), g("al_starving"),
+        int(g("al_writes", 0)), int(g("bm_writes", 0)), g("completed_ios"), g("io_errors"),
+        g("local_lat_ns"), g("master_lat_ns"), _hist(g("local_lat_hist")),
+        _hist(g("master_lat_hist")), int(g("upper_pending", 0)), int(g("lower_pending", 0)),
+        g("al_used"))
 
 
-def _peer_device(info: dict[str, Any], s: dict[str, Any]) -> dict[str, Any]:
+def _peer_device(info: dict[str, Any], s: dict[str, Any]) -> tuple[Any, ...]:
+    """A peer device's counters (bsrmon.sampler.PEER_DEVICE_FIELDS)."""
+    syncing = info.get("repl_state") in _SYNCING
+    try:
+        acked, repl, rs, net_ns, sent, received, pending, unacked, oos = \
+            _PEER_DEVICE_STATS(s)
+    except KeyError:
+        return _peer_device_partial(syncing, s)
+    if {repl.__class__, rs.__class__, sent.__class__, received.__class__,
+            pending.__class__, unacked.__class__, oos.__class__} != _INTS:
+        return _peer_device_partial(syncing, s)
+    return (acked, repl // 2, rs // 2, net_ns, sent // 2, received // 2, pending, unacked,
+            oos // 2, syncing)
+
+
+def _peer_device_partial(syncing: bool, s: dict[str, Any]) -> tuple[Any, ...]:
     g = s.get
     repl, rs = g("repl_sent_sectors"), g("rs_sent_sectors")
-    return {
-        "syncing": info.get("repl_state") in _SYNCING,
-        "sent_kib": int(g("sent_sectors") or 0) // 2,
-        "received_kib": int(g("received_sectors") or 0) // 2,
-        "pending": int(g("pending", 0)),
-        "unacked": int(g("unacked", 0)),
-        "oos_kib": int(g("out_of_sync") or 0) // 2,
-        "repl_sent_kib": None if repl is None else int(repl) // 2,
-        "rs_sent_kib": None if rs is None else int(rs) // 2,
-        "acked_ios": g("acked_ios"),
-        "net_lat_ns": g("net_lat_ns"),
-    }
+    return (
+        g("acked_ios"), None if repl is None else int(repl) // 2,
+        None if rs is None else int(rs) // 2, g("net_lat_ns"),
+        int(g("sent_sectors") or 0) // 2, int(g("received_sectors") or 0) // 2,
+        int(g("pending", 0)), int(g("unacked", 0)), int(g("out_of_sync") or 0) // 2, syncing)
 
 
-def _connection(s: dict[str, Any]) -> dict[str, Any]:
-    g = s.get
-    return {
-        "sent_bytes": g("sent_bytes"),
-        "recv_bytes": g("recv_bytes"),
-        "sndbuf_fill": g("sndbuf_fill"),
-        "sndbuf_size": g("sndbuf_size"),
-        "ap_in_flight": 512 * int(g("ap_in_flight", 0)),
-        "rs_in_flight": 512 * int(g("rs_in_flight", 0)),
-    }
+def _connection(s: dict[str, Any]) -> tuple[Any, ...]:
+    """A connection's counters (bsrmon.sampler.CONNECTION_FIELDS)."""
+    try:
+        sent, recv, fill, size, ap, rs = _CONNECTION_STATS(s)
+    except KeyError:
+        g = s.get
+        sent, recv, fill, size = g("sent_bytes"), g("recv_bytes"), g("sndbuf_fill"), \
+            g("sndbuf_size")
+        ap, rs = int(g("ap_in_flight", 0)), int(g("rs_in_flight", 0))
+    return (sent, recv, fill, size, 512 * int(ap), 512 * int(rs))
 
 
 def _identity(kind: Kind, ctx: dict[str, Any]) -> tuple[str, ...] | None:
@@ -154,15 +186,17 @@ def _fill_connection_fallback(snap: Snapshot) -> None:
     """A connection without byte counters (an older module): the sum of its
     peer devices' KiB, as the sampler does for plain events2."""
     for k, (res, peer, cur) in snap.connections.items():
-        if cur["sent_bytes"] is not None and cur["recv_bytes"] is not None:
+        sent, recv = cur[C_SENT], cur[C_RECV]
+        if sent is not None and recv is not None:
             continue
         pds = [c for (r, _v, p, c) in snap.peer_devices.values() if r == res and p == peer]
         if not pds:
             continue
-        if cur["sent_bytes"] is None:
-            cur["sent_bytes"] = 1024 * sum(c["sent_kib"] for c in pds)
-        if cur["recv_bytes"] is None:
-            cur["recv_bytes"] = 1024 * sum(c["received_kib"] for c in pds)
+        if sent is None:
+            sent = 1024 * sum(c[P_SENT] for c in pds)
+        if recv is None:
+            recv = 1024 * sum(c[P_RECEIVED] for c in pds)
+        snap.connections[k] = (res, peer, (sent, recv) + cur[2:])
 
 
 class KernelFeed:

@@ -33,44 +33,40 @@ from bsrmon.series import SeriesKey
 Values = tuple[float | int | None, ...]
 
 
-def _int(obj: Any, key: str) -> int | None:
-    v = obj.extra.get(key)
+def _num(v: str | None) -> int | None:
+    """An extension key's counter: None when absent, negative or not a number."""
     if v is None:
         return None
     try:
-        n = int(v, 10)
+        n = int(v)
     except ValueError:
         return None
     return n if n >= 0 else None
 
 
-def _ints(extra: dict[str, str], names: tuple[tuple[str, str], ...],
-          out: dict[str, Any]) -> dict[str, Any]:
-    """Counters from extension keys: ``out[name] = int(extra[key])`` (None
-    when absent, negative or not a number)."""
-    get = extra.get
-    for name, key in names:
-        v = get(key)
-        if v is not None:
-            try:
-                n = int(v)
-                v = n if n >= 0 else None
-            except ValueError:
-                v = None
-        out[name] = v
-    return out
+def _int(obj: Any, key: str) -> int | None:
+    return _num(obj.extra.get(key))
 
 
-_DEVICE_KEYS = (
-    ("read_ios", "read-ios"), ("write_ios", "write-ios"), ("al_hits", "al-hits"),
-    ("al_misses", "al-misses"), ("al_starving", "al-starving"),
-    ("local_lat_ns", "local-lat-ns"), ("master_lat_ns", "master-lat-ns"),
-    ("completed_ios", "completed-ios"), ("io_errors", "io-errors"), ("al_used", "al-used"),
-)
-_PEER_DEVICE_KEYS = (
-    ("repl_sent_kib", "repl-sent"), ("rs_sent_kib", "rs-sent"), ("acked_ios", "acked-ios"),
-    ("net_lat_ns", "net-lat-ns"),
-)
+# An object's counters are a tuple in these orders (the sampler reads them
+# by position).  A device's first DEVICE_RATES are the ones shown as rates.
+DEVICE_FIELDS = (
+    "read_ios", "read_kib", "write_ios", "write_kib", "al_hits", "al_misses",
+    "al_starving", "al_writes", "bm_writes", "completed_ios", "io_errors",
+    "local_lat_ns", "master_lat_ns", "local_hist", "master_hist",
+    "upper_pending", "lower_pending", "al_used")
+DEVICE_RATES = 11
+PEER_DEVICE_FIELDS = (
+    "acked_ios", "repl_sent_kib", "rs_sent_kib", "net_lat_ns", "sent_kib", "received_kib",
+    "pending", "unacked", "oos_kib", "syncing")
+CONNECTION_FIELDS = (
+    "sent_bytes", "recv_bytes", "sndbuf_fill", "sndbuf_size", "ap_in_flight", "rs_in_flight")
+# positions used by name
+D_COMPLETED = 9
+D_LOCAL_NS, D_MASTER_NS, D_LOCAL_HIST, D_MASTER_HIST, D_UPPER, D_LOWER, D_AL_USED = range(11, 18)
+(P_ACKED, P_REPL, P_RS, P_NET_NS, P_SENT, P_RECEIVED, P_PENDING, P_UNACKED, P_OOS,
+ P_SYNCING) = range(10)
+C_SENT, C_RECV = 0, 1
 
 
 @lru_cache(maxsize=4096)
@@ -85,32 +81,31 @@ def parse_hist(text: str | None) -> tuple[int, ...] | None:
     return vals if min(vals) >= 0 else None
 
 
-def _counters_device(d: Device) -> dict[str, Any]:
-    ex = d.extra
-    return _ints(ex, _DEVICE_KEYS, {
-        "read_kib": d.read_kib,
-        "write_kib": d.written_kib,
-        "al_writes": d.al_writes,
-        "bm_writes": d.bm_writes,
-        "local_hist": parse_hist(ex.get("local-lat-hist")),
-        "master_hist": parse_hist(ex.get("master-lat-hist")),
-        "upper_pending": d.upper_pending,
-        "lower_pending": d.lower_pending,
-    })
+def device_counters(d: Device) -> tuple[Any, ...]:
+    """A device's counters in DEVICE_FIELDS order, from the State."""
+    get = d.extra.get
+    return (
+        _num(get("read-ios")), d.read_kib, _num(get("write-ios")), d.written_kib,
+        _num(get("al-hits")), _num(get("al-misses")), _num(get("al-starving")),
+        d.al_writes, d.bm_writes, _num(get("completed-ios")), _num(get("io-errors")),
+        _num(get("local-lat-ns")), _num(get("master-lat-ns")),
+        parse_hist(get("local-lat-hist")), parse_hist(get("master-lat-hist")),
+        d.upper_pending, d.lower_pending, _num(get("al-used")))
 
 
-def _counters_peer_device(p: PeerDevice) -> dict[str, Any]:
-    return _ints(p.extra, _PEER_DEVICE_KEYS, {
-        "syncing": p.syncing,
-        "sent_kib": p.sent_kib,
-        "pending": p.pending,
-        "unacked": p.unacked,
-        "oos_kib": p.out_of_sync_kib,
-    })
+def peer_device_counters(p: PeerDevice) -> tuple[Any, ...]:
+    """A peer device's counters in PEER_DEVICE_FIELDS order, from the State."""
+    get = p.extra.get
+    return (
+        _num(get("acked-ios")), _num(get("repl-sent")), _num(get("rs-sent")),
+        _num(get("net-lat-ns")), p.sent_kib, p.received_kib, p.pending, p.unacked,
+        p.out_of_sync_kib, p.syncing)
 
 
-def _counters_connection(c: Connection,
-                         peer_devices: Callable[[], Iterable[PeerDevice]]) -> dict[str, Any]:
+def connection_counters(c: Connection,
+                        peer_devices: Callable[[], Iterable[PeerDevice]]
+                        ) -> tuple[Any, ...]:
+    """A connection's counters in CONNECTION_FIELDS order, from the State."""
     sent = _int(c, "sent-bytes")
     recv = _int(c, "recv-bytes")
     if sent is None or recv is None:
@@ -122,15 +117,22 @@ def _counters_connection(c: Connection,
             sent = 1024 * sum(s_kib)  # type: ignore[arg-type]
         if recv is None and r_kib and None not in r_kib:
             recv = 1024 * sum(r_kib)  # type: ignore[arg-type]
-    sect = (lambda s: None if s is None else 512 * s)
-    return {
-        "sent_bytes": sent,
-        "recv_bytes": recv,
-        "sndbuf_fill": _int(c, "sndbuf-fill"),
-        "sndbuf_size": _int(c, "sndbuf-size"),
-        "ap_in_flight": sect(c.ap_in_flight_sectors),
-        "rs_in_flight": sect(c.rs_in_flight_sectors),
-    }
+    ap, rs = c.ap_in_flight_sectors, c.rs_in_flight_sectors
+    return (sent, recv, _int(c, "sndbuf-fill"), _int(c, "sndbuf-size"),
+            None if ap is None else 512 * ap, None if rs is None else 512 * rs)
+
+
+def _counters_device(d: Device) -> dict[str, Any]:
+    return dict(zip(DEVICE_FIELDS, device_counters(d)))
+
+
+def _counters_peer_device(p: PeerDevice) -> dict[str, Any]:
+    return dict(zip(PEER_DEVICE_FIELDS, peer_device_counters(p)))
+
+
+def _counters_connection(c: Connection,
+                         peer_devices: Callable[[], Iterable[PeerDevice]]) -> dict[str, Any]:
+    return dict(zip(CONNECTION_FIELDS, connection_counters(c, peer_devices)))
 
 
 def _rate(prev: dict[str, Any], cur: dict[str, Any], key: str, dt: float,
@@ -179,11 +181,19 @@ def latency(prev: dict[str, Any], cur: dict[str, Any], which: str) -> Values:
 
 def _latency(n: int | None, prev: dict[str, Any], cur: dict[str, Any], sum_key: str,
              hist_key: str) -> Values:
+    return _lat(n, prev.get(sum_key), cur.get(sum_key), prev.get(hist_key), cur.get(hist_key))
+
+
+def _lat(n: int | None, ps: int | None, cs: int | None, ph: tuple[int, ...] | None,
+         ch: tuple[int, ...] | None) -> Values:
+    """(min, avg, max) µs from the completions ``n``, the latency sums and
+    the histograms at both ends of a period."""
     if n == 0:
         return 0.0, 0.0, 0.0
-    s = counter_delta(prev.get(sum_key), cur.get(sum_key))
-    avg = (s / n / 1000.0) if n and s is not None else None
-    ph, ch = prev.get(hist_key), cur.get(hist_key)
+    if ps is None or cs is None or not n:
+        avg = None
+    else:
+        avg = (cs if cs < ps else cs - ps) / n / 1000.0
     if ph is None or ch is None or ph == ch:  # nothing counted in the histogram
         lo = hi = None
     else:
@@ -204,46 +214,30 @@ def _sub(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else max(0.0, a - b)
 
 
-def _rates(p: dict[str, Any], cur: dict[str, Any], keys: tuple[str, ...],
-           dt: float) -> list[float | None]:
-    """:func:`_rate` of several counters at once (one call per object)."""
-    out: list[float | None] = []
-    add = out.append
-    for key in keys:
-        a = p.get(key)
-        b = cur.get(key)
-        if a is None or b is None:
-            add(None)
-        else:
-            add((b if b < a else b - a) / dt)
-    return out
+def _delta(a: int | None, b: int | None) -> int | None:
+    """:func:`bsr.model.counter_delta` inline."""
+    if a is None or b is None:
+        return None
+    return b if b < a else b - a
 
 
-_DEVICE_RATES = ("read_ios", "read_kib", "write_ios", "write_kib", "al_hits", "al_misses",
-                 "al_starving", "al_writes", "bm_writes", "completed_ios", "io_errors")
-_PEER_DEVICE_RATES = ("acked_ios", "repl_sent_kib", "rs_sent_kib")
+# What a series line goes to: (key, file relative to the root, header of a
+# new file), made once per object by the ``dest`` the Sampler is given.
+Out = tuple[SeriesKey, str, str]
+Row = tuple[Out, Values]
+DEVICE_TYPES = ("io_pending", "iostat", "ioclat", "alstat", "reqstat")
+PEER_DEVICE_TYPES = ("peer_reqstat", "resync_ratio")
+CONNECTION_TYPES = ("sendbuf", "network")
 
 
-@lru_cache(maxsize=16384)
-def _device_keys(res: str, vol: int) -> dict[str, SeriesKey]:
-    return {t: SeriesKey(t, res, vol, None)
-            for t in ("io_pending", "iostat", "ioclat", "alstat", "reqstat")}
-
-
-@lru_cache(maxsize=16384)
-def _peer_device_keys(res: str, vol: int, peer: int) -> dict[str, SeriesKey]:
-    return {t: SeriesKey(t, res, vol, peer) for t in ("peer_reqstat", "resync_ratio")}
-
-
-@lru_cache(maxsize=16384)
-def _connection_keys(res: str, peer: int) -> dict[str, SeriesKey]:
-    return {t: SeriesKey(t, res, None, peer) for t in ("sendbuf", "network")}
+def _no_dest(key: SeriesKey) -> tuple[str, str]:
+    return "", ""
 
 
 # One object's counters, as the sampler takes them:
-#   devices: ("d", key) -> (resource, volume, counters)
-#   peer devices: ("p", key) -> (resource, volume, peer, counters)
-#   connections: ("c", key) -> (resource, peer, counters)
+#   devices: ("d", key) -> (resource, volume, DEVICE_FIELDS tuple)
+#   peer devices: ("p", key) -> (resource, volume, peer, PEER_DEVICE_FIELDS tuple)
+#   connections: ("c", key) -> (resource, peer, CONNECTION_FIELDS tuple)
 ObjKey = tuple[str, tuple[str, ...]]
 
 
@@ -252,21 +246,21 @@ class Snapshot:
     """Every object's counters at one moment, whatever they were read from
     (:meth:`from_state`, or the kernel source's dump: :mod:`bsrmon.kfeed`)."""
 
-    devices: dict[ObjKey, tuple[str, int, dict[str, Any]]] = field(default_factory=dict)
-    peer_devices: dict[ObjKey, tuple[str, int, int, dict[str, Any]]] = \
+    devices: dict[ObjKey, tuple[str, int, tuple[Any, ...]]] = field(default_factory=dict)
+    peer_devices: dict[ObjKey, tuple[str, int, int, tuple[Any, ...]]] = \
         field(default_factory=dict)
-    connections: dict[ObjKey, tuple[str, int, dict[str, Any]]] = field(default_factory=dict)
+    connections: dict[ObjKey, tuple[str, int, tuple[Any, ...]]] = field(default_factory=dict)
 
     @classmethod
     def from_state(cls, state: State) -> "Snapshot":
         snap = cls()
         for key, d in state.devices.items():
-            snap.devices[("d", key)] = (d.name, d.volume, _counters_device(d))
+            snap.devices[("d", key)] = (d.name, d.volume, device_counters(d))
         for key, pd in state.peer_devices.items():
             snap.peer_devices[("p", key)] = (pd.name, pd.volume, pd.peer_node_id,
-                                             _counters_peer_device(pd))
+                                             peer_device_counters(pd))
         for key, c in state.connections.items():
-            cur = _counters_connection(
+            cur = connection_counters(
                 c, lambda c=c: state.peer_devices_of(c.name, c.peer_node_id))
             snap.connections[("c", key)] = (c.name, c.peer_node_id, cur)
         return snap
@@ -274,11 +268,18 @@ class Snapshot:
 
 @dataclass
 class Sampler:
-    """Keeps the previous counters of every object between periods."""
+    """Keeps the previous counters of every object between periods.
+
+    ``dest`` names a series' file and header (the collector's); it is asked
+    once per series while the object lives, as are its keys."""
 
     types: tuple[str, ...]
+    dest: Callable[[SeriesKey], tuple[str, str]] = _no_dest
     # object -> (time, counters) of its previous sample
-    _prev: dict[ObjKey, tuple[datetime, dict[str, Any]]] = field(default_factory=dict)
+    _prev: dict[ObjKey, tuple[datetime, tuple[Any, ...]]] = field(default_factory=dict)
+    # object -> its series (None where the type is not sampled), for _outs_types
+    _outs: dict[ObjKey, tuple[Out | None, ...]] = field(default_factory=dict)
+    _outs_types: tuple[str, ...] = ()
 
     def reset(self) -> None:
         self._prev.clear()
@@ -290,109 +291,144 @@ class Sampler:
     def sample_snapshot(self, snap: Snapshot, t: datetime,
                         module: dict[str, int] | None = None
                         ) -> list[tuple[SeriesKey, Values]]:
-        out: list[tuple[SeriesKey, Values]] = []
-        want = frozenset(self.types)
-        old = self._prev
-        new: dict[ObjKey, tuple[datetime, dict[str, Any]]] = {}
-        dts: dict[datetime, float] = {}  # previous sample time -> interval
+        return [(o[0], v) for o, v in self.rows(snap, t, module)]
 
-        def step(k: ObjKey, cur: dict[str, Any]) -> tuple[dict[str, Any], float] | None:
+    def _series(self, types: tuple[str, ...], res: str, vol: int | None,
+                peer: int | None) -> tuple[Out | None, ...]:
+        want = self.types
+        dest = self.dest
+        out: list[Out | None] = []
+        for name in types:
+            if name in want:
+                key = SeriesKey(name, res, vol, peer)
+                out.append((key, *dest(key)))
+            else:
+                out.append(None)
+        return tuple(out)
+
+    def rows(self, snap: Snapshot, t: datetime,
+             module: dict[str, int] | None = None) -> list[Row]:
+        """One row per series: where it goes and its values."""
+        out: list[Row] = []
+        old = self._prev
+        new: dict[ObjKey, tuple[datetime, tuple[Any, ...]]] = {}
+        if self._outs_types != self.types:
+            self._outs = {}
+            self._outs_types = self.types
+        outs = self._outs
+        dts: dict[datetime, float] = {}  # previous sample time -> interval
+        series = self._series
+        for k, (res, vol, cur) in snap.devices.items():
             new[k] = (t, cur)
+            o = outs.get(k)
+            if o is None:
+                o = outs[k] = series(DEVICE_TYPES, res, vol, None)
             prev = old.get(k)
             if prev is None or prev[0] >= t:
-                return None
+                if o[0] is not None:
+                    out.append((o[0], (cur[D_UPPER], cur[D_LOWER], cur[D_AL_USED])))
+                continue
             dt = dts.get(prev[0])
             if dt is None:
                 dt = dts[prev[0]] = _interval(prev[0], t)
-            return prev[1], dt
-
-        for k, (res, vol, cur) in snap.devices.items():
-            self._device(res, vol, step(k, cur), cur, want, out)
+            _device(o, prev[1], cur, dt, out)
         for k, (res, vol, peer, cur) in snap.peer_devices.items():
-            self._peer_device(res, vol, peer, step(k, cur), cur, want, out)
+            new[k] = (t, cur)
+            prev = old.get(k)
+            if prev is None or prev[0] >= t:
+                continue
+            o = outs.get(k)
+            if o is None:
+                o = outs[k] = series(PEER_DEVICE_TYPES, res, vol, peer)
+            dt = dts.get(prev[0])
+            if dt is None:
+                dt = dts[prev[0]] = _interval(prev[0], t)
+            _peer_device(o, prev[1], cur, dt, out)
         for k, (res, peer, cur) in snap.connections.items():
-            self._connection(res, peer, step(k, cur), cur, want, out)
-        if "memstat" in want:
-            out.append(self._memstat(module))
+            new[k] = (t, cur)
+            o = outs.get(k)
+            if o is None:
+                o = outs[k] = series(CONNECTION_TYPES, res, None, peer)
+            if o[0] is not None:
+                out.append((o[0], cur[2:6]))
+            prev = old.get(k)
+            if prev is None or prev[0] >= t or o[1] is None:
+                continue
+            dt = dts.get(prev[0])
+            if dt is None:
+                dt = dts[prev[0]] = _interval(prev[0], t)
+            p = prev[1]
+            out.append((o[1], (round(dt * 1000),
+                               None if p[0] is None or cur[0] is None else
+                               (cur[0] if cur[0] < p[0] else cur[0] - p[0]) / dt,
+                               None if p[1] is None or cur[1] is None else
+                               (cur[1] if cur[1] < p[1] else cur[1] - p[1]) / dt)))
+        if "memstat" in self.types:
+            o = outs.get(_MODULE)
+            if o is None:
+                o = outs[_MODULE] = series(("memstat",), "", None, None)
+            out.append((o[0], self._memstat(module)))  # type: ignore[arg-type]
+        if len(outs) > 2 * len(new) + 16:  # objects gone: forget their series
+            self._outs = {k: v for k, v in outs.items() if k in new or k == _MODULE}
         self._prev = new  # objects not seen this time were destroyed
         return out
 
     @staticmethod
-    def _device(res: str, vol: int, prev: tuple[dict[str, Any], float] | None,
-                cur: dict[str, Any], want: frozenset[str],
-                out: list[tuple[SeriesKey, Values]]) -> None:
-        keys = _device_keys(res, vol)
-        if "io_pending" in want:
-            out.append((keys["io_pending"],
-                        (cur["upper_pending"], cur["lower_pending"], cur["al_used"])))
-        if prev is None:
-            return
-        p, dt = prev
-        (r_ios, r_kib, w_ios, w_kib, hits, misses, starving, al_writes, bm_writes, completed,
-         errors) = _rates(p, cur, _DEVICE_RATES, dt)
-        ms = round(dt * 1000)
-        if "iostat" in want:
-            out.append((keys["iostat"], (ms, r_ios, r_kib, w_ios, w_kib)))
-        n = counter_delta(p.get("completed_ios"), cur.get("completed_ios"))
-        local = _latency(n, p, cur, "local_lat_ns", "local_hist")
-        master = _latency(n, p, cur, "master_lat_ns", "master_hist")
-        if "ioclat" in want:
-            out.append((keys["ioclat"], (ms,) + local + master))
-        if "alstat" in want:
-            out.append((keys["alstat"], (
-                ms, cur["al_used"], hits, misses, starving, al_writes, bm_writes)))
-        if "reqstat" in want:
-            out.append((keys["reqstat"], (
-                ms, completed, local[1], master[1], _sub(master[1], local[1]), errors)))
-
-    @staticmethod
-    def _peer_device(res: str, vol: int, peer: int,
-                     prev: tuple[dict[str, Any], float] | None,
-                     cur: dict[str, Any], want: frozenset[str],
-                     out: list[tuple[SeriesKey, Values]]) -> None:
-        if prev is None:
-            return
-        keys = _peer_device_keys(res, vol, peer)
-        p, dt = prev
-        acked, repl, rs = _rates(p, cur, _PEER_DEVICE_RATES, dt)
-        ms = round(dt * 1000)
-        if "peer_reqstat" in want:
-            n = counter_delta(p.get("acked_ios"), cur.get("acked_ios"))
-            s = counter_delta(p.get("net_lat_ns"), cur.get("net_lat_ns"))
-            avg = (s / n / 1000.0) if n and s is not None else (0.0 if n == 0 else None)
-            out.append((keys["peer_reqstat"], (
-                ms, acked, avg, cur.get("pending"), cur.get("unacked"))))
-        if "resync_ratio" in want:
-            if repl is None and rs is None:
-                # plain events2: sent data is resync if a resync ran at either
-                # end of the period, else replication
-                total = _rate(p, cur, "sent_kib", dt)
-                syncing = p.get("syncing") or cur["syncing"]
-                repl, rs = (0.0, total) if syncing else (total, 0.0)
-            both = (repl or 0.0) + (rs or 0.0)
-            pct = (100.0 * (rs or 0.0) / both) if both > 0 else 0.0
-            out.append((keys["resync_ratio"], (ms, repl, rs, pct, cur.get("oos_kib"))))
-
-    @staticmethod
-    def _connection(res: str, peer: int, prev: tuple[dict[str, Any], float] | None,
-                    cur: dict[str, Any], want: frozenset[str],
-                    out: list[tuple[SeriesKey, Values]]) -> None:
-        keys = _connection_keys(res, peer)
-        if "sendbuf" in want:
-            out.append((keys["sendbuf"], (
-                cur["sndbuf_fill"], cur["sndbuf_size"], cur["ap_in_flight"], cur["rs_in_flight"])))
-        if prev is None or "network" not in want:
-            return
-        p, dt = prev
-        sent, recv = _rates(p, cur, ("sent_bytes", "recv_bytes"), dt)
-        out.append((keys["network"], (round(dt * 1000), sent, recv)))
-
-    @staticmethod
-    def _memstat(module: dict[str, int] | None) -> tuple[SeriesKey, Values]:
+    def _memstat(module: dict[str, int] | None) -> Values:
         m = module or {}
-        return SeriesKey("memstat"), (
-            m.get("requests_allocated"), m.get("peer_requests_allocated"),
-            m.get("pages_allocated"), own_rss_kib())
+        return (m.get("requests_allocated"), m.get("peer_requests_allocated"),
+                m.get("pages_allocated"), own_rss_kib())
+
+
+_MODULE: ObjKey = ("m", ())
+
+
+def _device(o: tuple[Out | None, ...], p: tuple[Any, ...], cur: tuple[Any, ...], dt: float,
+            out: list[Row]) -> None:
+    """The rows of a device sampled before (o: its DEVICE_TYPES series)."""
+    pending, iostat, ioclat, alstat, reqstat = o
+    if pending is not None:
+        out.append((pending, (cur[D_UPPER], cur[D_LOWER], cur[D_AL_USED])))
+    (r_ios, r_kib, w_ios, w_kib, hits, misses, starving, al_writes, bm_writes, completed,
+     errors) = [None if a is None or b is None else (b if b < a else b - a) / dt
+                for a, b in zip(p[:DEVICE_RATES], cur[:DEVICE_RATES])]
+    ms = round(dt * 1000)
+    if iostat is not None:
+        out.append((iostat, (ms, r_ios, r_kib, w_ios, w_kib)))
+    n = _delta(p[D_COMPLETED], cur[D_COMPLETED])
+    local = _lat(n, p[D_LOCAL_NS], cur[D_LOCAL_NS], p[D_LOCAL_HIST], cur[D_LOCAL_HIST])
+    master = _lat(n, p[D_MASTER_NS], cur[D_MASTER_NS], p[D_MASTER_HIST], cur[D_MASTER_HIST])
+    if ioclat is not None:
+        out.append((ioclat, (ms,) + local + master))
+    if alstat is not None:
+        out.append((alstat, (ms, cur[D_AL_USED], hits, misses, starving, al_writes, bm_writes)))
+    if reqstat is not None:
+        out.append((reqstat, (ms, completed, local[1], master[1], _sub(master[1], local[1]),
+                              errors)))
+
+
+def _peer_device(o: tuple[Out | None, ...], p: tuple[Any, ...], cur: tuple[Any, ...],
+                 dt: float, out: list[Row]) -> None:
+    """The rows of a peer device sampled before (o: its PEER_DEVICE_TYPES series)."""
+    reqstat, ratio = o
+    acked, repl, rs = [None if a is None or b is None else (b if b < a else b - a) / dt
+                       for a, b in zip(p[:3], cur[:3])]
+    ms = round(dt * 1000)
+    if reqstat is not None:
+        n = _delta(p[P_ACKED], cur[P_ACKED])
+        s = _delta(p[P_NET_NS], cur[P_NET_NS])
+        avg = (s / n / 1000.0) if n and s is not None else (0.0 if n == 0 else None)
+        out.append((reqstat, (ms, acked, avg, cur[P_PENDING], cur[P_UNACKED])))
+    if ratio is not None:
+        if repl is None and rs is None:
+            # plain events2: sent data is resync if a resync ran at either
+            # end of the period, else replication
+            a, b = p[P_SENT], cur[P_SENT]
+            total = None if a is None or b is None else (b if b < a else b - a) / dt
+            repl, rs = (0.0, total) if p[P_SYNCING] or cur[P_SYNCING] else (total, 0.0)
+        both = (repl or 0.0) + (rs or 0.0)
+        pct = (100.0 * (rs or 0.0) / both) if both > 0 else 0.0
+        out.append((ratio, (ms, repl, rs, pct, cur[P_OOS])))
 
 
 def own_rss_kib() -> int | None:

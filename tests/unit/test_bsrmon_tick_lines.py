@@ -6,7 +6,7 @@ from datetime import datetime
 
 from bsrmon.collector import Collector, _dest
 from bsrmon.config import Config
-from bsrmon.sampler import Snapshot
+from bsrmon.sampler import DEVICE_FIELDS, Snapshot
 from bsrmon.series import format_line
 
 
@@ -15,7 +15,7 @@ def test_tick_lines_equal_format_line_of_each_sample_including_empty_and_none() 
     col = Collector(Config().types, lambda b: batches.append(b) or True)
     snap = Snapshot()
     counters = {"upper_pending": 1, "lower_pending": None, "al_used": 2.5}
-    snap.devices[("d", ("r0", "0"))] = ("r0", 0, counters)
+    snap.devices[("d", ("r0", "0"))] = ("r0", 0, tuple(map(counters.get, DEVICE_FIELDS)))
     t = datetime(2026, 11, 21, 10, 0, 0, 123456)
     col.tick(t, {"requests_allocated": 3}, snap)
     lines = {rel: line for rel, _h, line in batches[-1]}

@@ -7,7 +7,7 @@ dropped and counted.  Write errors (ENOSPC, EIO, ...) drop the batch too; the
 first one is logged, and again when writing works once more, with the
 number of batches lost in between.
 
-Files stay open between batches (an LRU of O_APPEND descriptors) and each
+Files stay open between batches (O_APPEND descriptors, up to a budget) and each
 batch goes to a file in one ``write()``, so a SIGKILL loses nothing already
 written and never leaves half a batch.  A file whose last line was cut short by a crash is truncated back
 to its last complete line when it is opened again.
@@ -27,7 +27,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NoReturn
 
 log = logging.getLogger("bsrmon")
 
@@ -99,6 +99,7 @@ class FileSet:
 
     def __init__(self, root: Path, limits: Limits, clock: Callable[[], float] = time.time) -> None:
         self.root = root
+        self._rooms: dict[str, int] = {}
         self.limits = limits
         self.clock = clock
         self.stats = WriterStats()
@@ -106,7 +107,19 @@ class FileSet:
         self._sizes: dict[str, int] = {}
         self._dirs: dict[str, set[str]] = {}  # current files per directory
         self._dir_of: dict[str, str] = {}  # rel -> its directory (a cache)
+        # rel -> bytes it takes before it rotates, for open files whose
+        # directory's file limit is unchanged since (the fast path)
+        self._rooms: dict[str, int] = {}
         self._max_open = _fd_budget()
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
+    @limits.setter
+    def limits(self, limits: Limits) -> None:
+        self._limits = limits
+        self._rooms = {}  # computed again with the new limits
 
     def close(self) -> None:
         for fd in self._open.values():
@@ -115,6 +128,7 @@ class FileSet:
             except OSError:
                 pass
         self._open.clear()
+        self._rooms = {}
 
     def _fd(self, rel: str, header: bytes) -> int:
         fd = self._open.get(rel)
@@ -134,10 +148,16 @@ class FileSet:
             os.close(fd)
             raise
         self._sizes[rel] = size
-        self._dirs.setdefault(os.path.dirname(rel), set()).add(rel)
+        siblings = self._dirs.setdefault(os.path.dirname(rel), set())
+        siblings.add(rel)
+        rooms = self._rooms
+        for other in siblings:  # one more file: a lower file limit for all
+            rooms.pop(other, None)
         self._open[rel] = fd
         while len(self._open) > self._max_open:
-            os.close(self._open.popitem(last=False)[1])
+            old, old_fd = self._open.popitem(last=False)
+            rooms.pop(old, None)
+            os.close(old_fd)
         return fd
 
     def file_limit(self, directory: str) -> int:
@@ -149,35 +169,73 @@ class FileSet:
 
     def write_batch(self, batch: list[Entry]) -> None:
         """Append every line, one write() per file; raises OSError (a file
-        that could not take all of its lines is cut back: no partial line)."""
+        that could not take all of its lines is cut back: no partial line).
+
+        A file known to have room for its lines is written at once (the
+        common case: one dictionary look-up and the write()); others go
+        through :meth:`_write_file` (open, rotate, compute the room).
+        Files are closed first in, first out when there are too many
+        open, not least recently used: a period writes every file once."""
+        rooms = self._rooms
         sizes = self._sizes
-        dir_of = self._dir_of
-        limit_of: dict[str, int] = {}  # file_limit() per directory, until a file opens
+        fds = self._open
+        write = os.write
+        limit_of: dict[str, int] = {}  # file_limit() per directory, this batch
         for rel, header, text in _per_file(batch):
             data = text.encode()
-            size = sizes.get(rel)
-            fd = self._open.get(rel) if size is not None else None
-            d = dir_of.get(rel)
-            if d is None:
-                d = dir_of[rel] = os.path.dirname(rel)
-            if size is not None and size > len(header):
-                limit = limit_of.get(d)
-                if limit is None:
-                    limit = limit_of[d] = self.file_limit(d)
-                if size + len(data) > limit:
-                    self._rotate(rel)
-                    fd = None
-            if fd is None:
-                fd = self._fd(rel, header.encode())
-                limit_of.pop(d, None)  # the directory may have one more file
-            else:
-                self._open.move_to_end(rel)
-            _write_all(fd, data, sizes[rel])
-            sizes[rel] += len(data)
+            n = len(data)
+            room = rooms.get(rel)
+            if room is None or n > room:
+                self._write_file(rel, header, data, limit_of)
+                rooms = self._rooms
+                continue
+            fd = fds[rel]
+            size = sizes[rel]
+            try:
+                done = write(fd, data)
+            except OSError as e:
+                _cut_back(fd, size, e)
+            if done != n:
+                _cut_back(fd, size, None)
+            sizes[rel] = size + n
+            rooms[rel] = room - n
         self.stats.lines += len(batch)
         self.stats.batches += 1
 
+    def _write_file(self, rel: str, header: str, data: bytes,
+                    limit_of: dict[str, int]) -> None:
+        """One file's lines the careful way: open it if needed, rotate it if
+        they do not fit, and note how much room is left."""
+        size = self._sizes.get(rel)
+        fd = self._open.get(rel) if size is not None else None
+        d = self._dir_of.get(rel)
+        if d is None:
+            d = self._dir_of[rel] = os.path.dirname(rel)
+        hlen = len(header)
+        if size is not None and size > hlen:
+            limit = limit_of.get(d)
+            if limit is None:
+                limit = limit_of[d] = self.file_limit(d)
+            if size + len(data) > limit:
+                self._rotate(rel)
+                fd = None
+        if fd is None:
+            fd = self._fd(rel, header.encode())
+            limit_of.pop(d, None)  # the directory may have one more file
+        else:
+            self._open.move_to_end(rel)
+        size = self._sizes[rel]
+        _write_all(fd, data, size)
+        self._sizes[rel] = size = size + len(data)
+        limit = limit_of.get(d)
+        if limit is None:
+            limit = limit_of[d] = self.file_limit(d)
+        # a file holding just its header never rotates: no room kept for it
+        if size > hlen:
+            self._rooms[rel] = limit - size
+
     def _rotate(self, rel: str) -> None:
+        self._rooms.pop(rel, None)
         fd = self._open.pop(rel, None)
         if fd is not None:
             os.close(fd)
@@ -237,12 +295,16 @@ def _per_file(batch: list[Entry]) -> list[Entry]:
 
 def _write_all(fd: int, data: bytes, size_before: int) -> None:
     """Append ``data`` completely or not at all (short write: cut back, raise)."""
-    err: OSError | None = None
     try:
         if os.write(fd, data) == len(data):
             return
     except OSError as e:
-        err = e
+        _cut_back(fd, size_before, e)
+    _cut_back(fd, size_before, None)
+
+
+def _cut_back(fd: int, size_before: int, err: OSError | None) -> NoReturn:
+    """A write failed or was short: no partial line stays in the file."""
     try:
         os.ftruncate(fd, size_before)
     except OSError:

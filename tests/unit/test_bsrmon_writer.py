@@ -136,3 +136,35 @@ def test_many_series_in_one_resource_still_fit_the_budget(tmp_path: Path) -> Non
     assert _dir_bytes(d) <= 8000
     assert fs.stats.rotations > 0
     assert all((d / Path(rel).name).exists() for rel in rels)
+
+
+def test_a_new_file_in_the_directory_lowers_the_limit_of_files_already_open(
+        tmp_path: Path) -> None:
+    fs = FileSet(tmp_path, Limits(10_000, 3_000, False), clock=_ticking_clock())
+    other = "perfmon/r0/vnr0_iostat"
+    i = 0
+    fs.write_batch([(REL, HEADER, line(i))])
+    while (tmp_path / REL).stat().st_size < 1_200:
+        i += 1
+        fs.write_batch([(REL, HEADER, line(i))])  # alone: rotates at 3000 // 2
+    assert fs.stats.rotations == 0
+    i += 1
+    fs.write_batch([(other, HEADER, line(0))])  # two files: rotate at 3000 // 3
+    fs.write_batch([(REL, HEADER, line(i))])
+    fs.close()
+    assert (tmp_path / REL).stat().st_size <= 1_000
+    assert fs.stats.rotations == 1
+
+
+def test_a_short_write_leaves_no_partial_line(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    fs = FileSet(tmp_path, Limits(1 << 20, 1 << 20, False))
+    fs.write_batch([(REL, HEADER, line(1))])
+    fs.write_batch([(REL, HEADER, line(2))])  # the file now has room: the quick path
+    real_write = __import__("os").write
+    monkeypatch.setattr("os.write", lambda fd, data: real_write(fd, data[:5]))
+    with pytest.raises(OSError):
+        fs.write_batch([(REL, HEADER, line(3))])
+    monkeypatch.undo()
+    fs.close()
+    assert (tmp_path / REL).read_text() == HEADER + line(1) + line(2)

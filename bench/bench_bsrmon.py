@@ -57,6 +57,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -68,6 +69,27 @@ def cpu_seconds(pid: int, task: int | None = None) -> tuple[float, float]:
         fields = f.read().rsplit(")", 1)[1].split()
     tck = os.sysconf("SC_CLK_TCK")
     return int(fields[11]) / tck, int(fields[12]) / tck
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of every thread of a process."""
+    out = {}
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            u, s = cpu_seconds(pid, int(task))
+        except (OSError, ValueError, IndexError):
+            continue
+        out[int(task)] = u + s
+    return out
+
+
+def thread_names(root: Path) -> dict[int, str]:
+    """Native thread id -> Python thread name, as the kernel child wrote them."""
+    try:
+        with open(root / "threads.json") as f:
+            return {int(k): v for k, v in json.load(f).items()}
+    except (OSError, ValueError):
+        return {}
 
 
 def count_lines(root: Path) -> int:
@@ -340,12 +362,21 @@ def kernel_child(a: argparse.Namespace) -> int:
 
     with open(a.kernel_child, "rb") as f:
         dumps = pickle.load(f)
+    threading.Timer(1.0, _write_thread_names, (Path(a.file_path).parent,)).start()
     fake = fake_netlink(dumps)
     cfg = Config(file_path=Path(a.file_path), period=a.period)
     src = KernelSource(cfg.period, netlink_factory=lambda: fake)
     if a.event_path:
         src.fast_stats = False
     return asyncio.run(Daemon(cfg, src, control=False).run())
+
+
+def _write_thread_names(root: Path) -> None:
+    """Which native thread is which (the bench's per-thread CPU shares)."""
+    names = {t.native_id: t.name for t in threading.enumerate()
+             if t is not threading.current_thread()}
+    with open(root / "threads.json", "w") as f:
+        json.dump(names, f)
 
 
 def kernel_dumps(n_res: int, periods: int) -> list[bytes]:
@@ -359,12 +390,18 @@ def measure(mon: subprocess.Popen, root: Path, a: argparse.Namespace) -> dict:  
         raise SystemExit(f"bsrmon exited early ({mon.returncode})")
     c0, t0, l0 = cpu_seconds(mon.pid), time.monotonic(), count_lines(root / "log")
     m0 = cpu_seconds(mon.pid, mon.pid)
+    th0 = thread_cpu(mon.pid)
     time.sleep(a.seconds)
     c1, t1 = cpu_seconds(mon.pid), time.monotonic()
     m1 = cpu_seconds(mon.pid, mon.pid)
+    th1 = thread_cpu(mon.pid)
     l1 = count_lines(root / "log")
     user, system = c1[0] - c0[0], c1[1] - c0[1]
-    return {"seconds": t1 - t0, "user": user, "system": system,
+    names = thread_names(root)
+    threads = {names.get(tid, "main" if tid == mon.pid else str(tid)):
+               round(100.0 * (cpu - th0.get(tid, 0.0)) / (t1 - t0), 3)
+               for tid, cpu in th1.items() if tid != mon.pid}
+    return {"seconds": t1 - t0, "user": user, "system": system, "threads": threads,
             "pct": 100.0 * (user + system) / (t1 - t0),
             "main_pct": 100.0 * (m1[0] - m0[0] + m1[1] - m0[1]) / (t1 - t0),
             "lines_per_s": (l1 - l0) / (t1 - t0)}
@@ -461,14 +498,16 @@ def measure_source(a: argparse.Namespace, kernel: bool) -> float:
           f"{r['seconds']:.0f} s measured (median of {len(runs)}): "
           f"{pct:.2f} % of one core (user {r['user']:.2f} s, system {r['system']:.2f} s), "
           f"{r['lines_per_s']:.0f} series lines/s; main thread {main_pct:.2f} %, "
-          f"other threads {pct - main_pct:.2f} % (limit {a.limit:g} %); "
+          f"other threads {pct - main_pct:.2f} % ("
+          f"{', '.join(f'{n} {v:.2f} %' for n, v in sorted(r['threads'].items()))}) "
+          f"(limit {a.limit:g} %); "
           f"runs: {', '.join(format(x['pct'], '.2f') for x in runs)}")
     print(json.dumps({"bench": "bsrmon_cpu", "source": source, "resources": a.resources,
                       "period_s": a.period, "seconds": round(r["seconds"], 1),
                       "cpu_pct_one_core": round(pct, 3),
                       "runs_pct": [round(x["pct"], 3) for x in runs],
                       "user_s": round(r["user"], 2), "system_s": round(r["system"], 2),
-                      "main_thread_pct": round(main_pct, 3),
+                      "main_thread_pct": round(main_pct, 3), "threads_pct": r["threads"],
                       "lines_per_s": round(r["lines_per_s"], 1), "limit_pct": a.limit}))
     return pct
 

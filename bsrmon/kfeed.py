@@ -169,17 +169,26 @@ def _identity(kind: Kind, ctx: dict[str, Any]) -> tuple[str, ...] | None:
     return None
 
 
+# where an object's counters go (the last item of its place)
+_NO_COUNTERS, _DEVICE, _PEER_DEVICE, _CONNECTION = range(4)
+
+
 def _place(kind: Kind, ctx: dict[str, Any]) -> tuple[Any, ...]:
-    """(State key, Snapshot key, the Snapshot entry but for its counters) of
-    an object: computed once while the object lives, not every period."""
+    """(State key, Snapshot key, the Snapshot entry but for its counters, key
+    of a deferred reply, where its counters go) of an object: computed once
+    while the object lives, not every period."""
     ident = _identity(kind, ctx)
-    if ident is None or kind not in (Kind.device, Kind.peer_device, Kind.connection):
-        return (ident, None, ())
+    if ident is None:
+        return (None, None, (), None, _NO_COUNTERS)
+    defer = (kind, ident)
     if kind is Kind.device:
-        return (ident, ("d", ident), (ident[0], int(ident[1])))
+        return (ident, ("d", ident), (ident[0], int(ident[1])), defer, _DEVICE)
     if kind is Kind.peer_device:
-        return (ident, ("p", ident), (ident[0], int(ident[2]), int(ident[1])))
-    return (ident, ("c", ident), (ident[0], int(ident[1])))
+        return (ident, ("p", ident), (ident[0], int(ident[2]), int(ident[1])), defer,
+                _PEER_DEVICE)
+    if kind is Kind.connection:
+        return (ident, ("c", ident), (ident[0], int(ident[1])), defer, _CONNECTION)
+    return (ident, None, (), defer, _NO_COUNTERS)
 
 
 def _fill_connection_fallback(snap: Snapshot) -> None:
@@ -252,6 +261,7 @@ class KernelFeed:
         snap = Snapshot()
         devices, peer_devices, connections = snap.devices, snap.peer_devices, snap.connections
         event = col.event
+        unchanged = 0
         for m in item.msgs:
             structs = m.structs
             spec = _SPECS.get(m.cmd)
@@ -261,37 +271,35 @@ class KernelFeed:
                     if ev.kind is not Kind.other:
                         event(ev)
                 continue
-            kind, info_name, stats_name = spec
-            info = structs.get(info_name)
+            info = structs.get(spec[1])
             sig = (m.minor, info)
             memo = (m.cmd, *ctx.values())
             fresh[memo] = sig
             try:
                 place = places.get(memo)
                 if place is None:
-                    place = _place(kind, ctx)
+                    place = _place(spec[0], ctx)
                 new_places[memo] = place
-                ident = place[0]
-                stats = structs.get(stats_name) or _EMPTY
-                syncing = kind is Kind.peer_device and info is not None and \
+                ident, key, base, defer, where = place
+                syncing = where == _PEER_DEVICE and info is not None and \
                     info.get("repl_state") in _SYNCING
                 if syncing or seen.get(memo) != sig:
                     for ev in conv.convert(m, verb=Verb.change):
                         if ev.kind is not Kind.other:
                             event(ev)
                 elif ident is not None:
-                    col.events_seen += 1
-                    deferred[(kind, ident)] = m
-                if ident is None:
-                    continue
-                if kind is Kind.device:
-                    devices[place[1]] = place[2] + (_device(stats),)
-                elif kind is Kind.peer_device:
-                    peer_devices[place[1]] = place[2] + (_peer_device(info or _EMPTY, stats),)
-                elif kind is Kind.connection:
-                    connections[place[1]] = place[2] + (_connection(stats),)
+                    unchanged += 1
+                    deferred[defer] = m
+                if where == _DEVICE:
+                    devices[key] = (*base, _device(structs.get(spec[2]) or _EMPTY))
+                elif where == _PEER_DEVICE:
+                    peer_devices[key] = (*base, _peer_device(info or _EMPTY,
+                                                             structs.get(spec[2]) or _EMPTY))
+                elif where == _CONNECTION:
+                    connections[key] = (*base, _connection(structs.get(spec[2]) or _EMPTY))
             except (TypeError, ValueError, OverflowError, AttributeError, struct.error):
                 conv.malformed += 1
+        col.events_seen += unchanged
         self._seen = fresh
         self._places = new_places
         self.deferred = deferred

@@ -36,7 +36,6 @@ advances the walk by at least four bytes, so no input can make it loop.
 
 from __future__ import annotations
 
-import operator
 import struct
 from typing import Any, Callable, Iterator, Union
 
@@ -144,15 +143,16 @@ class _Template:
     back equals the recorded one, which also proves every length right.
     """
 
-    __slots__ = ("reader", "body", "lengths", "types", "names", "strings")
+    __slots__ = ("reader", "values", "lengths", "types", "names", "strings")
 
     def __init__(self, layout: list[tuple[int, int, _Leaf]]) -> None:
         fmt = []
-        for length, _typ, (_name, size, _read, letter) in layout:
-            value = letter if size > 0 else f"{length - 4}s"
+        # each attribute's value as a struct format (for a _MessageTemplate)
+        self.values = tuple(letter if size > 0 else f"{length - 4}s"
+                            for length, _typ, (_name, size, _read, letter) in layout)
+        for (length, _typ, _leaf), value in zip(layout, self.values):
             fmt.append(f"HH{value}{(-length) % 4}x")
-        self.body = "".join(fmt)  # the struct's part of a _MessageTemplate
-        self.reader = struct.Struct("=" + self.body)
+        self.reader = struct.Struct("=" + "".join(fmt))
         self.lengths = tuple(a[0] for a in layout)
         self.types = tuple(a[1] for a in layout)
         self.names = tuple(a[2][0] for a in layout)
@@ -170,46 +170,51 @@ class _Template:
 
 
 class _MessageTemplate:
-    """Every struct of a message layout seen before, read with one
-    ``unpack_from``: a statistics dump sends each kind of object with the
-    same structs, in the same order, period after period.
+    """Every struct of a message layout seen before, read with two
+    ``unpack_from`` calls: a statistics dump sends each kind of object with
+    the same structs, in the same order, period after period.
 
     Built from the struct templates that decoded the message
     (``(attribute length, attribute type, struct name, template)`` per
-    top-level attribute); used only when every attribute header, top-level
-    and nested, reads back as recorded.
+    top-level attribute).  One reader takes every attribute header, top-level
+    and nested, skipping the values; the message is used only when they all
+    read back as recorded.  The other reader takes the values, skipping the
+    headers, so that each struct's values are one contiguous slice.
     """
 
-    __slots__ = ("reader", "check", "expected", "parts")
+    __slots__ = ("heads", "values", "expected", "parts")
 
     def __init__(self, parts: list[tuple[int, int, str, _Template]]) -> None:
-        fmt = ["="]
-        heads: list[int] = []  # value positions of attribute headers
+        heads, values = ["="], ["="]
         expected: list[int] = []
         self.parts: list[tuple[str, tuple[str, ...], int, int, tuple[str, ...]]] = []
         pos = 0
         for length, typ, sname, tpl in parts:
-            fmt.append(f"HH{tpl.body}{(-length) % 4}x")
-            heads += (pos, pos + 1)
+            heads.append("HH")
+            values.append("4x")
             expected += (length, typ)
-            pos += 2
-            for i, (inner_len, inner_typ) in enumerate(zip(tpl.lengths, tpl.types)):
-                heads += (pos + 3 * i, pos + 3 * i + 1)
+            for inner_len, inner_typ, value in zip(tpl.lengths, tpl.types, tpl.values):
+                pad = (-inner_len) % 4
+                heads.append(f"HH{inner_len - 4 + pad}x")
+                values.append(f"4x{value}{pad}x")
                 expected += (inner_len, inner_typ)
+            pad = (-length) % 4
+            heads.append(f"{pad}x")
+            values.append(f"{pad}x")
             n = len(tpl.names)
-            self.parts.append((sname, tpl.names, pos + 2, pos + 3 * n, tpl.strings))
-            pos += 3 * n
-        self.reader = struct.Struct("".join(fmt))
-        self.check = operator.itemgetter(*heads)
+            self.parts.append((sname, tpl.names, pos, pos + n, tpl.strings))
+            pos += n
+        self.heads = struct.Struct("".join(heads)).unpack_from
+        self.values = struct.Struct("".join(values)).unpack_from
         self.expected = tuple(expected)
 
     def match(self, buf: bytes, off: int) -> dict[str, dict[str, Value]] | None:
-        vals = self.reader.unpack_from(buf, off)
-        if self.check(vals) != self.expected:
+        if self.heads(buf, off) != self.expected:
             return None
+        vals = self.values(buf, off)
         out: dict[str, dict[str, Value]] = {}
         for sname, names, start, stop, strings in self.parts:
-            fields: dict[str, Value] = dict(zip(names, vals[start:stop:3]))
+            fields: dict[str, Value] = dict(zip(names, vals[start:stop]))
             for name in strings:
                 fields[name] = _text(fields[name])  # type: ignore[arg-type]
             out[sname] = fields

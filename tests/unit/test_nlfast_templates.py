@@ -98,3 +98,33 @@ def test_a_message_of_a_known_size_but_another_layout_is_decoded_the_long_way() 
     assert dec.message(b).structs["ctx"] == {"res_name": "r", "conn_name": "cx"}
     assert dec.message(bytes(swapped)).structs["ctx"] == {"conn_name": "c"}  # the last wins
     assert dec.message(a).structs["ctx"] == {"res_name": "rx", "conn_name": "c"}
+
+
+def _header_offsets(data: bytes) -> list[int]:
+    """Offsets of every attribute header of a message, top-level and nested."""
+    out, off = [], 28
+    while off < len(data):
+        length = int.from_bytes(data[off:off + 2], "little")
+        out.append(off)
+        inner = off + 4
+        while inner < off + length:
+            out.append(inner)
+            inner += (int.from_bytes(data[inner:inner + 2], "little") + 3) & ~3
+        off += (length + 3) & ~3
+    return out
+
+
+def test_a_remembered_message_layout_checks_every_attribute_header() -> None:
+    data = next(m for m in dump_messages() if m[16] == nl.CMD_IDS["EV_DEVICE"])
+    dec = Decoder(nl.Message)
+    for _ in range(2):
+        dec.message(data)
+    assert dec._messages
+    heads = _header_offsets(data)
+    assert len(heads) > 40
+    for off in heads:
+        changed = bytearray(data)
+        changed[off + 2:off + 4] = (0x3FF0).to_bytes(2, "little")  # an unknown attribute
+        got = dec.message(bytes(changed))
+        want = Decoder(nl.Message).message(bytes(changed))  # the long way
+        assert got.structs == want.structs, off

@@ -38,6 +38,11 @@ STATE_KEYS: dict[Kind, frozenset[str]] = {
 }
 
 
+# The same keys in a fixed order (an object's state values as one tuple).
+_STATE_ORDER: dict[Kind, tuple[str, ...]] = {k: tuple(sorted(v)) for k, v in STATE_KEYS.items()}
+_NOT_LOGGED_KINDS = frozenset((Kind.other, Kind.helper))
+
+
 @dataclass
 class Tick:
     """Sample now.  ``module`` carries module-wide statistics if known."""
@@ -104,6 +109,9 @@ class Collector:
     ticks: int = 0
     _sampler: Sampler = field(init=False)
     _logged: dict[tuple[Kind, tuple[str, ...]], dict[str, str]] = field(default_factory=dict)
+    # object -> its state values as its last event gave them (_STATE_ORDER)
+    _last_state: dict[tuple[Kind, tuple[str, ...]], tuple[str | None, ...]] = \
+        field(default_factory=dict)
     _pending_log: list[Entry] = field(default_factory=list)
     _feed: "KernelFeed | None" = None
 
@@ -167,39 +175,46 @@ class Collector:
 
     def _log_line(self, ev: Event) -> str | None:
         """The events.log line for an event, None for statistics-only changes."""
-        if ev.skipped or ev.kind in (Kind.other, Kind.helper):
+        kind = ev.kind
+        if ev.skipped or kind in _NOT_LOGGED_KINDS:
             return format_event(ev, timestamps=True)
-        keys = STATE_KEYS.get(ev.kind)
+        order = _STATE_ORDER.get(kind)
         ident = ev.key()
-        if keys is None or ident is None:
+        if order is None or ident is None:
             return None
-        oid = (ev.kind, ident)
+        oid = (kind, ident)
         if ev.verb is Verb.destroy:
             self._logged.pop(oid, None)
+            self._last_state.pop(oid, None)
             return format_event(ev, timestamps=True)
         f = ev.fields
+        values = tuple(map(f.get, order))
+        if ev.verb is Verb.change and self._last_state.get(oid) == values:
+            return None  # what the last event said: already in _logged
+        self._last_state[oid] = values
         known = self._logged.get(oid)
         if known is None:
             known = self._logged[oid] = {}
         changed = False
-        for k in keys:
-            v = f.get(k)
+        for k, v in zip(order, values):
             if v is not None and known.get(k) != v:
                 known[k] = v
                 changed = True
         if not changed and ev.verb is Verb.change:
             return None
+        keys = STATE_KEYS[kind]
         state = {k: v for k, v in f.items() if k in keys}  # in the event's order
-        idkeys = IDENTITY_KEYS[ev.kind]
-        fields = {k: v for k, v in ev.fields.items() if k in idkeys}
+        idkeys = IDENTITY_KEYS[kind]
+        fields = {k: v for k, v in f.items() if k in idkeys}
         fields.update(state)
-        return format_event(Event(ev.verb, ev.kind, fields, ev.timestamp), timestamps=True)
+        return format_event(Event(ev.verb, kind, fields, ev.timestamp), timestamps=True)
 
     def reset(self, reason: str) -> None:
         self.raw_state.clear()
         self._feed = None  # the new session has a new converter
         self._sampler.reset()
         self._logged.clear()
+        self._last_state.clear()
         self.latest.clear()
 
     # -- samples ----------------------------------------------------------

@@ -81,25 +81,40 @@ def parse_hist(text: str | None) -> tuple[int, ...] | None:
     return vals if min(vals) >= 0 else None
 
 
+def _nums(extra: dict[str, str], keys: tuple[str, ...]) -> list[int | None]:
+    """:func:`_num` of several extension keys; one pass over them when all
+    are there and are counters (events2 from bsr always has them)."""
+    raw = list(map(extra.get, keys))
+    try:
+        vals = list(map(int, raw))  # type: ignore[arg-type]
+        if min(vals) >= 0:
+            return vals  # type: ignore[return-value]
+    except (TypeError, ValueError):
+        pass
+    return list(map(_num, raw))
+
+
+_DEVICE_EXTRA = ("read-ios", "write-ios", "al-hits", "al-misses", "al-starving",
+                 "completed-ios", "io-errors", "local-lat-ns", "master-lat-ns", "al-used")
+_PEER_DEVICE_EXTRA = ("acked-ios", "repl-sent", "rs-sent", "net-lat-ns")
+
+
 def device_counters(d: Device) -> tuple[Any, ...]:
     """A device's counters in DEVICE_FIELDS order, from the State."""
-    get = d.extra.get
+    ex = d.extra
+    (r_ios, w_ios, hits, misses, starving, completed, errors, local_ns, master_ns,
+     used) = _nums(ex, _DEVICE_EXTRA)
     return (
-        _num(get("read-ios")), d.read_kib, _num(get("write-ios")), d.written_kib,
-        _num(get("al-hits")), _num(get("al-misses")), _num(get("al-starving")),
-        d.al_writes, d.bm_writes, _num(get("completed-ios")), _num(get("io-errors")),
-        _num(get("local-lat-ns")), _num(get("master-lat-ns")),
-        parse_hist(get("local-lat-hist")), parse_hist(get("master-lat-hist")),
-        d.upper_pending, d.lower_pending, _num(get("al-used")))
+        r_ios, d.read_kib, w_ios, d.written_kib, hits, misses, starving,
+        d.al_writes, d.bm_writes, completed, errors, local_ns, master_ns,
+        parse_hist(ex.get("local-lat-hist")), parse_hist(ex.get("master-lat-hist")),
+        d.upper_pending, d.lower_pending, used)
 
 
 def peer_device_counters(p: PeerDevice) -> tuple[Any, ...]:
     """A peer device's counters in PEER_DEVICE_FIELDS order, from the State."""
-    get = p.extra.get
-    return (
-        _num(get("acked-ios")), _num(get("repl-sent")), _num(get("rs-sent")),
-        _num(get("net-lat-ns")), p.sent_kib, p.received_kib, p.pending, p.unacked,
-        p.out_of_sync_kib, p.syncing)
+    return (*_nums(p.extra, _PEER_DEVICE_EXTRA), p.sent_kib, p.received_kib, p.pending,
+            p.unacked, p.out_of_sync_kib, p.syncing)
 
 
 def connection_counters(c: Connection,

@@ -64,3 +64,12 @@ def test_sampler_rows_follow_a_change_of_types_and_name_their_files() -> None:
     sampler.types = ("alstat",)
     rows = sampler.rows(snap, t + timedelta(seconds=2))
     assert [(o[0].type, o[1]) for o, _v in rows] == [("alstat", "f/alstat")]
+
+
+def test_extension_counters_read_in_one_pass_or_one_by_one_when_one_is_odd() -> None:
+    from bsrmon.sampler import _nums
+    keys = ("a", "b", "c")
+    assert _nums({"a": "1", "b": "22", "c": "0"}, keys) == [1, 22, 0]
+    assert _nums({"a": "1", "c": "3"}, keys) == [1, None, 3]
+    assert _nums({"a": "1", "b": "-4", "c": "3"}, keys) == [1, None, 3]
+    assert _nums({"a": "x", "b": "2", "c": "3"}, keys) == [None, 2, 3]

@@ -210,7 +210,7 @@ def _values_text(values: tuple[float | int | None, ...]) -> str:
     """The values of a line.  Cached: a quiet cluster repeats its lines (zero
     rates, constant fills) every period.  Tuples that compare equal print
     the same (1 == 1.0 == True all print ``1``; -0.0 prints ``0``)."""
-    return " ".join(map(_value_text, values))
+    return " ".join([str(v) if v.__class__ is int else _value_text(v) for v in values])
 
 
 @dataclass

@@ -24,3 +24,9 @@ def test_tick_lines_equal_format_line_of_each_sample_including_empty_and_none() 
         assert lines[_dest(key)[0]] == format_line(when, values)
     assert lines["perfmon/r0/vnr0_io_pending"] == "2026-11-21_10:00:00.123 1 - 2.5\n"
     assert format_line(t, ()) == "2026-11-21_10:00:00.123\n"
+
+
+def test_values_print_ints_as_is_floats_with_at_most_three_decimals() -> None:
+    from bsrmon.series import values_text
+    assert values_text((1000, None, 2.5, 8192.0, -0.0, 1 / 3, True, 12345678901234)) == \
+        "1000 - 2.5 8192 0 0.333 1 12345678901234"

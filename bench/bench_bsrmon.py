@@ -43,7 +43,11 @@ runs of one setting spread by +-0.2 %): kernel source 2.13 % of one core
 with the honest fake and the old code (2.08 % was measured with a fake
 whose version() and requests cost nothing), 1.73-1.93 % now; interleaved
 runs under heavier load 2.30 % before against 2.06 % now.  events2 text
-1.56-1.63 % (unchanged: the changes are on the kernel side).  See
+1.56-1.63 % (unchanged: the changes are on the kernel side).  Second
+round (counters as tuples, per-object series, a leaner writer, two-read
+message layouts), before/after run one after the other at a load average of
+1.7-3.5: kernel 2.16 % -> 2.00 % (main 1.03 %, netlink thread 0.50 %,
+writer 0.43 %), events2 text 2.23 % -> 1.93 % (main 1.53 %).  See
 docs/bsrmon.md, "Cost".
 """
 

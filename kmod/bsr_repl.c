@@ -72,6 +72,7 @@ struct bsr_repl {
 
 	/* Secondary side */
 	atomic_t rx_pending;		/* peer writes submitted, not acked */
+	atomic_t rx_disk;		/* peer writes the disk has not completed */
 	u32 rx_epoch_writes;
 	spinlock_t done_lock;
 	struct list_head done;		/* peer requests the disk completed */
@@ -253,7 +254,9 @@ static int maybe_barrier(struct bsr_repl *rc)
 	WRITE_ONCE(rc->epoch, rc->epoch + 1);
 	rc->epoch_writes = 0;
 	rc->close_epoch = false;
-	err = bsr_send(&rc->n->data, P_BARRIER, BSR_VOL_NONE, &b, sizeof(b));
+	/* its write follows at once: one segment for both */
+	err = bsr_send_more(&rc->n->data, P_BARRIER, BSR_VOL_NONE, &b,
+			    sizeof(b));
 	return err;
 }
 
@@ -532,16 +535,23 @@ static void ack_work_fn(struct work_struct *w)
 		bsr_stream_cork(&rc->n->meta, false);
 }
 
-/* pr->done: bio completion context. */
+/*
+ * pr->done: bio completion context.  A barrier waits only for the disk
+ * (rx_disk), not for the ack work.  @rc lives while @pr is unacked
+ * (bsr_repl_stop() waits for rx_pending), so the ack work is queued before
+ * it can see @pr.
+ */
 static void peer_write_done(struct bsr_peer_req *pr)
 {
 	struct bsr_repl *rc = pr->pd->connection->repl;
 	unsigned long flags;
 
+	if (atomic_dec_and_test(&rc->rx_disk))
+		wake_up_all(&rc->wait);
 	spin_lock_irqsave(&rc->done_lock, flags);
 	list_add_tail(&pr->list, &rc->done);
-	spin_unlock_irqrestore(&rc->done_lock, flags);
 	queue_work(system_highpri_wq, &rc->ack_work);
+	spin_unlock_irqrestore(&rc->done_lock, flags);
 }
 
 static struct bsr_peer_device *rc_pd(struct bsr_repl *rc, u16 vol)
@@ -592,6 +602,7 @@ static void neg_ack(struct bsr_repl *rc, struct bsr_peer_req *pr)
 	pr->status = BLK_STS_IOERR;
 	atomic_inc(&pr->pd->repl_unacked);
 	atomic_inc(&rc->rx_pending);
+	atomic_inc(&rc->rx_disk);
 	peer_write_done(pr);
 }
 
@@ -649,10 +660,12 @@ static int recv_data(struct bsr_repl *rc, struct bsr_pkt_hdr *h)
 		bsr_put_ldev(pd->device);
 	atomic_inc(&pd->repl_unacked);
 	atomic_inc(&rc->rx_pending);
+	atomic_inc(&rc->rx_disk);
 	err = bsr_peer_req_submit(pr, op);
 	if (err) {
 		atomic_dec(&pd->repl_unacked);
 		atomic_dec(&rc->rx_pending);
+		atomic_dec(&rc->rx_disk);
 		if (pr->private) {
 			bsr_al_complete_io(pd->device->backing, sector,
 					   size >> 9);
@@ -687,10 +700,10 @@ static int recv_barrier(struct bsr_repl *rc, struct bsr_pkt_hdr *h)
 		.set_size = cpu_to_be32(rc->rx_epoch_writes),
 	};
 
-	while (atomic_read(&rc->rx_pending)) {
+	while (atomic_read(&rc->rx_disk)) {
 		if (bsr_should_stop(rc->n))
 			return -EINTR;
-		wait_event_timeout(rc->wait, !atomic_read(&rc->rx_pending),
+		wait_event_timeout(rc->wait, !atomic_read(&rc->rx_disk),
 				   HZ / 10);
 	}
 	flush_disks(rc);

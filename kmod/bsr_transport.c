@@ -154,9 +154,9 @@ void bsr_tr_abort_stream(struct bsr_net *n, struct bsr_stream *st, int how)
  * (@data_len bytes).  The data is copied into the socket (no page
  * references are kept), so its pages may be reused once this returns.
  */
-int bsr_send_data(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
-		  const void *head, u32 head_len, struct iov_iter *data,
-		  u32 data_len)
+static int send_pkt(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
+		    const void *head, u32 head_len, struct iov_iter *data,
+		    u32 data_len, unsigned int more)
 {
 	struct bsr_pkt_hdr h;
 	struct kvec iov[2] = {
@@ -180,12 +180,13 @@ int bsr_send_data(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
 		if (i == 0) {
 			iov_iter_kvec(&msg.msg_iter, ITER_SOURCE, iov, 2,
 				      sizeof(h) + head_len);
-			msg.msg_flags = MSG_NOSIGNAL | (data_len ? MSG_MORE : 0);
+			msg.msg_flags = MSG_NOSIGNAL |
+					(data_len ? MSG_MORE : more);
 		} else {
 			if (!data_len)
 				break;
 			msg.msg_iter = *data;
-			msg.msg_flags = MSG_NOSIGNAL;
+			msg.msg_flags = MSG_NOSIGNAL | more;
 		}
 		while (msg_data_left(&msg)) {
 			int sent = sock_sendmsg(st->sock, &msg);
@@ -202,6 +203,25 @@ int bsr_send_data(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
 out:
 	mutex_unlock(&st->send_mutex);
 	return err;
+}
+
+int bsr_send_data(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
+		  const void *head, u32 head_len, struct iov_iter *data,
+		  u32 data_len)
+{
+	return send_pkt(st, cmd, vol, head, head_len, data, data_len, 0);
+}
+
+/*
+ * A small packet that another one follows at once (a barrier before its
+ * write): TCP holds it to leave in the same segment as the next.
+ */
+int bsr_send_more(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
+		  const void *payload, u32 len)
+{
+	if (WARN_ON_ONCE(len > BSR_MAX_PAYLOAD))
+		return -EMSGSIZE;
+	return send_pkt(st, cmd, vol, payload, len, NULL, 0, MSG_MORE);
 }
 
 /*

@@ -130,6 +130,9 @@ void bsr_tr_abort_stream(struct bsr_net *n, struct bsr_stream *st, int how);
 int bsr_send(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
 	     const void *payload, u32 len);
 void bsr_stream_cork(struct bsr_stream *st, bool on);
+/* As bsr_send(), for a packet that another follows at once. */
+int bsr_send_more(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
+		  const void *payload, u32 len);
 /* @head, then @data_len bytes from @data (may be NULL when 0), copied. */
 int bsr_send_data(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
 		  const void *head, u32 head_len, struct iov_iter *data,

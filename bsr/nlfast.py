@@ -221,6 +221,20 @@ class _MessageTemplate:
         return out
 
 
+def _match_recent(tpls: list[Any], buf: bytes, off: int) -> Any:
+    """What the first of ``tpls`` (templates of one size) that fits the bytes
+    at ``off`` reads there, None when none fits; the one that fitted moves
+    to the front, most recently used first."""
+    for tpl in tpls:
+        got = tpl.match(buf, off)
+        if got is not None:
+            if tpl is not tpls[0]:
+                tpls.remove(tpl)
+                tpls.insert(0, tpl)
+            return got
+    return None
+
+
 class Decoder:
     """Precomputed tables of every struct; one instance serves all messages.
 
@@ -256,16 +270,8 @@ class Decoder:
             sid = typ & NLA_TYPE_MASK
             s = known.get(sid)
             if s is not None:
-                fields = None
                 tpls = templates.get((sid, length - 4))
-                if tpls is not None:
-                    for tpl in tpls:
-                        fields = tpl.match(buf, off + 4)
-                        if fields is not None:
-                            if tpl is not tpls[0]:  # most recently used first
-                                tpls.remove(tpl)
-                                tpls.insert(0, tpl)
-                            break
+                fields = None if tpls is None else _match_recent(tpls, buf, off + 4)
                 if fields is None:
                     fields = self._fields(buf, off + 4, off + length, sid, s[1], s[0])
                 out[s[0]] = fields
@@ -306,16 +312,8 @@ class Decoder:
                               f"({ATTRS_OFFSET}..{len(buf) - off})")
         cmd, _version, _reserved, minor, ret_code = _GENL_BSR_HDR(buf, off + NLMSG_HDRLEN)
         start = off + ATTRS_OFFSET
-        structs = None
         tpls = self._messages.get(end - start)
-        if tpls is not None:
-            for tpl in tpls:
-                structs = tpl.match(buf, start)
-                if structs is not None:
-                    if tpl is not tpls[0]:  # most recently used first
-                        tpls.remove(tpl)
-                        tpls.insert(0, tpl)
-                    break
+        structs = None if tpls is None else _match_recent(tpls, buf, start)
         if structs is None:
             structs = self.structs(buf, start, end)
             self._remember_message(buf, start, end)

@@ -596,13 +596,19 @@ static int check_data(struct bsr_repl *rc, struct bsr_pkt_hdr *h,
 	return 0;
 }
 
+/* A peer write enters (@d = 1) or, never submitted, leaves (-1) the counts. */
+static void rx_count(struct bsr_repl *rc, struct bsr_peer_device *pd, int d)
+{
+	atomic_add(d, &pd->repl_unacked);
+	atomic_add(d, &rc->rx_pending);
+	atomic_add(d, &rc->rx_disk);
+}
+
 /* Send a negative ack for a write that never reached our disk. */
 static void neg_ack(struct bsr_repl *rc, struct bsr_peer_req *pr)
 {
 	pr->status = BLK_STS_IOERR;
-	atomic_inc(&pr->pd->repl_unacked);
-	atomic_inc(&rc->rx_pending);
-	atomic_inc(&rc->rx_disk);
+	rx_count(rc, pr->pd, 1);
 	peer_write_done(pr);
 }
 
@@ -658,14 +664,10 @@ static int recv_data(struct bsr_repl *rc, struct bsr_pkt_hdr *h)
 	pr->private = size ? pd : NULL;
 	if (!size)
 		bsr_put_ldev(pd->device);
-	atomic_inc(&pd->repl_unacked);
-	atomic_inc(&rc->rx_pending);
-	atomic_inc(&rc->rx_disk);
+	rx_count(rc, pd, 1);
 	err = bsr_peer_req_submit(pr, op);
 	if (err) {
-		atomic_dec(&pd->repl_unacked);
-		atomic_dec(&rc->rx_pending);
-		atomic_dec(&rc->rx_disk);
+		rx_count(rc, pd, -1);
 		if (pr->private) {
 			bsr_al_complete_io(pd->device->backing, sector,
 					   size >> 9);

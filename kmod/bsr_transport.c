@@ -153,6 +153,7 @@ void bsr_tr_abort_stream(struct bsr_net *n, struct bsr_stream *st, int how)
  * One packet whose payload is @head followed by the data in @data
  * (@data_len bytes).  The data is copied into the socket (no page
  * references are kept), so its pages may be reused once this returns.
+ * @more is MSG_MORE when another packet follows at once, else 0.
  */
 static int send_pkt(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
 		    const void *head, u32 head_len, struct iov_iter *data,
@@ -213,18 +214,6 @@ int bsr_send_data(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
 }
 
 /*
- * A small packet that another one follows at once (a barrier before its
- * write): TCP holds it to leave in the same segment as the next.
- */
-int bsr_send_more(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
-		  const void *payload, u32 len)
-{
-	if (WARN_ON_ONCE(len > BSR_MAX_PAYLOAD))
-		return -EMSGSIZE;
-	return send_pkt(st, cmd, vol, payload, len, NULL, 0, MSG_MORE);
-}
-
-/*
  * tcp-cork: while a batch of packets is sent, only full segments leave;
  * uncorking pushes the rest.  TCP flushes a forgotten cork after 200 ms,
  * so a missed uncork delays, it never hangs.
@@ -237,12 +226,29 @@ void bsr_stream_cork(struct bsr_stream *st, bool on)
 	mutex_unlock(&st->send_mutex);
 }
 
-int bsr_send(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
-	     const void *payload, u32 len)
+/* A packet without data pages; @more as in send_pkt(). */
+static int send_small(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
+		      const void *payload, u32 len, unsigned int more)
 {
 	if (WARN_ON_ONCE(len > BSR_MAX_PAYLOAD))
 		return -EMSGSIZE;
-	return bsr_send_data(st, cmd, vol, payload, len, NULL, 0);
+	return send_pkt(st, cmd, vol, payload, len, NULL, 0, more);
+}
+
+int bsr_send(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
+	     const void *payload, u32 len)
+{
+	return send_small(st, cmd, vol, payload, len, 0);
+}
+
+/*
+ * A small packet that another one follows at once (a barrier before its
+ * write): TCP holds it to leave in the same segment as the next.
+ */
+int bsr_send_more(struct bsr_stream *st, enum bsr_packet cmd, u16 vol,
+		  const void *payload, u32 len)
+{
+	return send_small(st, cmd, vol, payload, len, MSG_MORE);
 }
 
 /*

@@ -4,15 +4,19 @@
  *
  * Primary side: bsr_req.c hands every write (with its range locked) to
  * bsr_repl_write(), which sends it as P_DATA to every live peer and keeps
- * an entry on the connection's transfer log until the peer's P_WRITE_ACK.
+ * an entry on the connection's transfer log until the peer has it on
+ * disk: P_WRITE_ACK in protocol C, the P_BARRIER_ACK of its epoch in
+ * protocols A and B (the Secondary sends no per-write P_WRITE_ACK there).
  * Protocol B and C requests hold a reference on the application request
  * until P_RECV_ACK resp. P_WRITE_ACK.  Writes that do not reach a peer
  * (not connected, peer disk unusable, connection lost before the ack,
  * P_NEG_ACK) are set out of sync in that peer's bitmap slot.
  *
  * Epochs (protocols A and B): once a write of the current epoch completed
- * to the application, the next write sent is preceded by P_BARRIER; the
- * Secondary acks a barrier when every write before it is on its disk.
+ * to the application, the next write sent is preceded by P_BARRIER; an
+ * epoch left open by an idle device is closed by barrier_work within a
+ * jiffy.  The Secondary acks a barrier when every write before it is on
+ * its disk and every failed one was answered with P_NEG_ACK.
  *
  * Secondary side: P_DATA is read into a peer request, enters the activity
  * log, is submitted range-locked (overlapping writes apply in arrival
@@ -39,10 +43,11 @@ struct bsr_repl_target {
 	int slot;
 };
 
-/* A write sent to the peer, until the peer's P_WRITE_ACK. */
+/* A write sent to the peer, until the peer has it on disk. */
 struct bsr_tl_ent {
 	struct list_head list;		/* on rc->tl, in send order */
 	u64 block_id;
+	u32 epoch;
 	struct bsr_peer_device *pd;
 	struct bsr_req *req;		/* B/C: holds a reference until acked */
 	sector_t sector;
@@ -69,10 +74,12 @@ struct bsr_repl {
 	u32 epoch;
 	u32 epoch_writes;
 	bool close_epoch;
+	struct delayed_work barrier_work;	/* A/B: close an idle epoch */
 
 	/* Secondary side */
 	atomic_t rx_pending;		/* peer writes submitted, not acked */
 	atomic_t rx_disk;		/* peer writes the disk has not completed */
+	atomic_t rx_failed;		/* failed peer writes not yet neg-acked */
 	u32 rx_epoch_writes;
 	spinlock_t done_lock;
 	struct list_head done;		/* peer requests the disk completed */
@@ -219,7 +226,7 @@ void bsr_repl_cork(struct bsr_device *dev, bool on)
 
 static u32 bio_dp_flags(struct bio *bio, u32 proto)
 {
-	u32 f = BSR_DP_SEND_WRITE_ACK;
+	u32 f = proto == 3 ? BSR_DP_SEND_WRITE_ACK : 0;
 
 	if (bio->bi_opf & REQ_FUA)
 		f |= BSR_DP_FUA;
@@ -239,8 +246,11 @@ static bool bio_has_payload(struct bio *bio)
 	return bio_op(bio) == REQ_OP_WRITE && bio->bi_iter.bi_size;
 }
 
-/* Close the current epoch when due.  rc->send_lock held. */
-static int maybe_barrier(struct bsr_repl *rc)
+/*
+ * Close the current epoch when due; @more: a write follows at once.
+ * rc->send_lock held.
+ */
+static int maybe_barrier(struct bsr_repl *rc, bool more)
 {
 	struct p_barrier b;
 	int err;
@@ -254,9 +264,13 @@ static int maybe_barrier(struct bsr_repl *rc)
 	WRITE_ONCE(rc->epoch, rc->epoch + 1);
 	rc->epoch_writes = 0;
 	rc->close_epoch = false;
-	/* its write follows at once: one segment for both */
-	err = bsr_send_more(&rc->n->data, P_BARRIER, BSR_VOL_NONE, &b,
-			    sizeof(b));
+	/* with its write following: one segment for both */
+	if (more)
+		err = bsr_send_more(&rc->n->data, P_BARRIER, BSR_VOL_NONE, &b,
+				    sizeof(b));
+	else
+		err = bsr_send(&rc->n->data, P_BARRIER, BSR_VOL_NONE, &b,
+			       sizeof(b));
 	return err;
 }
 
@@ -284,8 +298,9 @@ static int send_one(struct bsr_repl_target *t, struct bio *bio,
 		bsr_req_peer_get(req);
 
 	mutex_lock(&rc->send_lock);
-	err = maybe_barrier(rc);
+	err = maybe_barrier(rc, true);
 	e->block_id = ++rc->next_block_id;
+	e->epoch = rc->epoch;
 	p.sector = cpu_to_be64(e->sector);
 	p.block_id = cpu_to_be64(e->block_id);
 	p.epoch = cpu_to_be32(rc->epoch);
@@ -349,17 +364,45 @@ int bsr_repl_write(struct bsr_device *dev, struct bio *bio,
 	return 0;
 }
 
-/* A replicated write of @dev completed to the application. */
+/*
+ * A replicated write of @dev completed to the application: the next write
+ * opens a new epoch, or barrier_work closes it if none comes.
+ */
 void bsr_repl_write_done(struct bsr_device *dev)
 {
 	struct bsr_repl_target *t;
 	unsigned long flags;
 
 	spin_lock_irqsave(&dev->range_lock, flags);
-	list_for_each_entry(t, &dev->repl_targets, list)
-		if (t->rc->proto < 3)
-			WRITE_ONCE(t->rc->close_epoch, true);
+	list_for_each_entry(t, &dev->repl_targets, list) {
+		if (t->rc->proto == 3)
+			continue;
+		WRITE_ONCE(t->rc->close_epoch, true);
+		queue_delayed_work(system_wq, &t->rc->barrier_work, 1);
+	}
 	spin_unlock_irqrestore(&dev->range_lock, flags);
+}
+
+/* Protocols A/B: the last epoch of a burst is closed once the device idles. */
+static void barrier_work_fn(struct work_struct *w)
+{
+	struct bsr_repl *rc = container_of(to_delayed_work(w),
+					   struct bsr_repl, barrier_work);
+	int err;
+
+	spin_lock_irq(&rc->lock);
+	if (!rc->live) {
+		spin_unlock_irq(&rc->lock);
+		return;
+	}
+	rc->senders++;
+	spin_unlock_irq(&rc->lock);
+	mutex_lock(&rc->send_lock);
+	err = READ_ONCE(rc->close_epoch) ? maybe_barrier(rc, false) : 0;
+	mutex_unlock(&rc->send_lock);
+	if (err)
+		bsr_net_fail(rc->n, BSR_CONN_STATE_NETWORKFAILURE);
+	release_sender(rc);
 }
 
 /* ------------------------------------------------------- acks (meta) */
@@ -429,6 +472,29 @@ static int got_block_ack(struct bsr_repl *rc, struct bsr_pkt_hdr *h)
 	return 0;
 }
 
+/*
+ * Protocols A/B: P_BARRIER_ACK @epoch says every write of that epoch and
+ * the ones before is on the peer's disk (a failed one was neg-acked first).
+ */
+static void tl_release_epochs(struct bsr_repl *rc, u32 epoch)
+{
+	struct bsr_tl_ent *e, *tmp;
+	LIST_HEAD(done);
+
+	spin_lock_irq(&rc->lock);
+	list_for_each_entry_safe(e, tmp, &rc->tl, list) {
+		if (e->epoch > epoch)
+			break;
+		list_move_tail(&e->list, &done);
+	}
+	spin_unlock_irq(&rc->lock);
+	list_for_each_entry_safe(e, tmp, &done, list) {
+		atomic64_add(bsr_ns_since(e->sent), &e->pd->repl_net_lat_ns);
+		atomic64_inc(&e->pd->repl_acked_ios);
+		tl_ent_done(rc, e, true);
+	}
+}
+
 /* The live replication state of @c, pinned as a sender, or NULL. */
 static struct bsr_repl *conn_repl_get(struct bsr_connection *c)
 {
@@ -463,6 +529,8 @@ int bsr_repl_got_ack(struct bsr_net *n, struct bsr_pkt_hdr *h)
 		if (be32_to_cpu(b->epoch) >= READ_ONCE(rc->epoch))
 			return bsr_proto_err(n, &n->meta,
 					     "barrier ack for an open epoch", h);
+		if (rc->proto < 3)
+			tl_release_epochs(rc, be32_to_cpu(b->epoch));
 		return 0;
 	default:
 		return bsr_proto_err(n, &n->meta,
@@ -495,6 +563,34 @@ static void ko_work_fn(struct work_struct *w)
 
 /* ---------------------------------------------------- Secondary side */
 
+static int pd_slot(struct bsr_repl *rc, struct bsr_peer_device *pd)
+{
+	u32 i;
+
+	for (i = 0; i < nr_targets(rc); i++)
+		if (READ_ONCE(rc->targets[i].pd) == pd)
+			return rc->targets[i].slot;
+	return -1;
+}
+
+/*
+ * Our disk failed a peer write: the range is out of sync with the peer on
+ * this side too (the Primary marks it on P_NEG_ACK), and on-io-error
+ * applies as for a local write.
+ */
+static void peer_write_failed(struct bsr_repl *rc, struct bsr_peer_req *pr)
+{
+	struct bsr_device *dev = pr->pd->device;
+
+	atomic64_inc(&dev->stats.io_errors);
+	pr_warn_ratelimited("%s peer %u: write of %u bytes at sector %llu failed on the local disk\n",
+			    rc->n->res_name, rc->n->peer_node_id, pr->size,
+			    (unsigned long long)pr->sector);
+	mark_oos(dev, pd_slot(rc, pr->pd), pr->sector, pr->size >> 9);
+	if (READ_ONCE(dev->io_error_detach))
+		bsr_dev_io_error(dev);
+}
+
 static void ack_work_fn(struct work_struct *w)
 {
 	struct bsr_repl *rc = container_of(w, struct bsr_repl, ack_work);
@@ -517,13 +613,20 @@ static void ack_work_fn(struct work_struct *w)
 		if (pr->private)
 			bsr_al_complete_io(dev->backing, pr->sector,
 					   pr->size >> 9);
+		if (pr->status && pr->private)
+			peer_write_failed(rc, pr);
 		a.sector = cpu_to_be64(pr->sector);
 		a.block_id = cpu_to_be64(pr->block_id);
 		a.size = cpu_to_be32(pr->size);
 		a.pad = 0;
-		if (pr->dp_flags & BSR_DP_SEND_WRITE_ACK)
-			bsr_send(&rc->n->meta, pr->status ? P_NEG_ACK :
-				 P_WRITE_ACK, dev->volume, &a, sizeof(a));
+		if (pr->status)
+			bsr_send(&rc->n->meta, P_NEG_ACK, dev->volume, &a,
+				 sizeof(a));
+		else if (pr->dp_flags & BSR_DP_SEND_WRITE_ACK)
+			bsr_send(&rc->n->meta, P_WRITE_ACK, dev->volume, &a,
+				 sizeof(a));
+		if (pr->status && atomic_dec_and_test(&rc->rx_failed))
+			wake_up_all(&rc->wait);
 		atomic_dec(&pr->pd->repl_unacked);
 		if (pr->private)
 			bsr_put_ldev(dev);
@@ -537,15 +640,18 @@ static void ack_work_fn(struct work_struct *w)
 
 /*
  * pr->done: bio completion context.  A barrier waits only for the disk
- * (rx_disk), not for the ack work.  @rc lives while @pr is unacked
- * (bsr_repl_stop() waits for rx_pending), so the ack work is queued before
- * it can see @pr.
+ * (rx_disk), not for the ack work, unless a write failed (rx_failed): its
+ * P_NEG_ACK must precede the barrier's ack.  @rc lives while @pr is
+ * unacked (bsr_repl_stop() waits for rx_pending), so the ack work is
+ * queued before it can see @pr.
  */
 static void peer_write_done(struct bsr_peer_req *pr)
 {
 	struct bsr_repl *rc = pr->pd->connection->repl;
 	unsigned long flags;
 
+	if (pr->status)
+		atomic_inc(&rc->rx_failed);
 	if (atomic_dec_and_test(&rc->rx_disk))
 		wake_up_all(&rc->wait);
 	spin_lock_irqsave(&rc->done_lock, flags);
@@ -702,11 +808,11 @@ static int recv_barrier(struct bsr_repl *rc, struct bsr_pkt_hdr *h)
 		.set_size = cpu_to_be32(rc->rx_epoch_writes),
 	};
 
-	while (atomic_read(&rc->rx_disk)) {
+	while (atomic_read(&rc->rx_disk) || atomic_read(&rc->rx_failed)) {
 		if (bsr_should_stop(rc->n))
 			return -EINTR;
-		wait_event_timeout(rc->wait, !atomic_read(&rc->rx_disk),
-				   HZ / 10);
+		wait_event_timeout(rc->wait, !atomic_read(&rc->rx_disk) &&
+				   !atomic_read(&rc->rx_failed), HZ / 10);
 	}
 	flush_disks(rc);
 	rc->rx_epoch_writes = 0;
@@ -720,15 +826,11 @@ static int recv_oos(struct bsr_repl *rc, struct bsr_pkt_hdr *h)
 	struct bsr_peer_device *pd = rc_pd(rc, be16_to_cpu(h->volume));
 	u64 sector = be64_to_cpu(d->sector);
 	u32 size = be32_to_cpu(d->size);
-	u32 i;
 
 	if (!pd || size & 511 ||
 	    sector + (size >> 9) > get_capacity(pd->device->disk))
 		return bsr_proto_err(rc->n, &rc->n->data, "bad out-of-sync range", h);
-	for (i = 0; i < nr_targets(rc); i++)
-		if (READ_ONCE(rc->targets[i].pd) == pd)
-			mark_oos(pd->device, rc->targets[i].slot, sector,
-				 size >> 9);
+	mark_oos(pd->device, pd_slot(rc, pd), sector, size >> 9);
 	return 0;
 }
 
@@ -836,6 +938,7 @@ int bsr_repl_start(struct bsr_net *n)
 	INIT_LIST_HEAD(&rc->done);
 	INIT_WORK(&rc->ack_work, ack_work_fn);
 	INIT_DELAYED_WORK(&rc->ko_work, ko_work_fn);
+	INIT_DELAYED_WORK(&rc->barrier_work, barrier_work_fn);
 	rc->live = true;
 
 	spin_lock(&repl_conn_lock);
@@ -877,6 +980,8 @@ void bsr_repl_stop(struct bsr_net *n)
 		spin_unlock_irq(&dev->range_lock);
 	}
 	cancel_delayed_work_sync(&rc->ko_work);
+	/* no target lists it any more: bsr_repl_write_done() cannot requeue */
+	cancel_delayed_work_sync(&rc->barrier_work);
 	/* senders fail fast: the sockets are shut down by now */
 	wait_event(rc->wait, !READ_ONCE(rc->senders));
 	/* peer writes still on our disk: let them finish and be acked */

@@ -67,7 +67,7 @@ def ensure_agent(g: Guest) -> None:
             f"> /tmp/repl-agent.log 2>&1 < /dev/null &)", timeout=60)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
-        time.sleep(3)
+        time.sleep(0.3)  # it answers within about a second of its start
         try:
             if call(g, {"op": "ping"}, timeout=30).get("ok"):
                 return
@@ -376,7 +376,7 @@ class BsrPair:
             while snap["peer_devices"].get("0", {}).get("peer_disk") != "UpToDate" or \
                     snap["peer_devices"]["0"]["replication"] != "Established":
                 assert time.monotonic() < deadline, f"{n.g.name}: peer not UpToDate: {snap}"
-                time.sleep(1)
+                time.sleep(0.2)
                 snap = state(n)
 
     def data_bytes(self, n: Node) -> int:
@@ -406,3 +406,29 @@ PAIRS = {"drbd84": drbd84_pairs, "bsr": bsr_pairs}
 # Test parameters: bsr always; the DRBD 8.4 reference run (same scenario,
 # proves the scenario itself can pass) only under `make soak`.
 BACKENDS = ["bsr", pytest.param("drbd84", marks=pytest.mark.soak)]
+
+
+# ------------------------------------------- a backing disk that can fail
+class DmNode(Node):
+    """A lab node whose bsr backing disk is a device-mapper device over its
+    virtio disk (same sectors), so that a range can be made to fail."""
+
+    @property
+    def disk(self) -> str:
+        return "/dev/mapper/bsrbk"
+
+    def dm_table(self, bad: tuple[int, int] | None = None) -> None:
+        raw = self.g.spec.disks[0].device
+        size = int(self.g.check(f"blockdev --getsz {raw}", timeout=T).stdout)
+        rows = [f"0 {size} linear {raw} 0"]
+        if bad:
+            start, nr = bad
+            rows = [f"0 {start} linear {raw} 0", f"{start} {nr} error",
+                    f"{start + nr} {size - start - nr} linear {raw} {start + nr}"]
+        table = "\\n".join(rows)
+        if self.g.run("test -e /dev/mapper/bsrbk", timeout=T).rc:
+            self.g.check(f"modprobe dm-mod; printf '{table}\\n' | "
+                         "dmsetup --noudevsync create bsrbk && dmsetup mknodes", timeout=T)
+        else:
+            self.g.check(f"printf '{table}\\n' | dmsetup --noudevsync reload bsrbk "
+                         "&& dmsetup --noudevsync resume bsrbk", timeout=T)

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from harness.lab import Lab
-from repl_lab import (HERE, T, Node, check_nl, configure, create_md, events, kmsg, nodes,
-                      wait_state, zero_image)
+from repl_lab import (HERE, T, DmNode, Node, check_nl, configure, create_md, events, kmsg,
+                      nodes, wait_state, zero_image)
 
 pytestmark = pytest.mark.vm
 
@@ -224,31 +224,6 @@ def test_new_current_uuid_clear_bitmap_skips_the_initial_sync_and_writes_keep_bo
     pa, pb = wait_synced(a, 60), wait_synced(b, 60)
     assert pa["rs_total"] == pb["rs_total"] == 0
     compare(a, b)
-
-
-class DmNode(Node):
-    """A lab node whose bsr backing disk is a device-mapper device over its
-    virtio disk (same sectors), so that a range can be made to fail."""
-
-    @property
-    def disk(self) -> str:
-        return "/dev/mapper/bsrbk"
-
-    def dm_table(self, bad: tuple[int, int] | None = None) -> None:
-        raw = self.g.spec.disks[0].device
-        size = int(self.g.check(f"blockdev --getsz {raw}", timeout=T).stdout)
-        rows = [f"0 {size} linear {raw} 0"]
-        if bad:
-            start, nr = bad
-            rows = [f"0 {start} linear {raw} 0", f"{start} {nr} error",
-                    f"{start + nr} {size - start - nr} linear {raw} {start + nr}"]
-        table = "\\n".join(rows)
-        if self.g.run("test -e /dev/mapper/bsrbk", timeout=T).rc:
-            self.g.check(f"modprobe dm-mod; printf '{table}\\n' | "
-                         "dmsetup --noudevsync create bsrbk && dmsetup mknodes", timeout=T)
-        else:
-            self.g.check(f"printf '{table}\\n' | dmsetup --noudevsync reload bsrbk "
-                         "&& dmsetup --noudevsync resume bsrbk", timeout=T)
 
 
 def test_write_error_on_the_sync_target_stops_the_resync_and_reconnect_resumes_it(

@@ -10,8 +10,9 @@ import time
 import pytest
 
 from harness.lab import Lab
-from repl_lab import (Node, check_nl, configure, data_sha256, disconnect, nl, nodes, state,
-                      uptodate_md, wait_state, zero_image)
+from repl_lab import (T, DmNode, Node, check_nl, configure, data_sha256, disconnect,
+                      kmsg_after, kmsg_mark, nl, nodes, state, uptodate_md, wait_state,
+                      zero_image)
 
 pytestmark = pytest.mark.vm
 
@@ -19,10 +20,11 @@ DATA_MIB = 32  # the data area compared on both disks (metadata is at the end)
 LOST = "Connecting,Unconnected,Timeout,BrokenPipe,NetworkFailure,StandAlone"
 
 
-def same_data_pair(lab: Lab, ko, protocol: str, **net: int) -> tuple[Node, Node]:
+def same_data_pair(lab: Lab, ko, protocol: str, pair: tuple[Node, Node] | None = None,
+                   **net: int) -> tuple[Node, Node]:
     """Both disks zeroed with equal current UUIDs (UpToDate, no resync needed),
     connected with ``protocol``, node a Primary."""
-    a, b = nodes(lab)
+    a, b = pair or nodes(lab)
     uuid = int.from_bytes(os.urandom(8), "little") & ~1
     for n in (a, b):
         zero_image(n)
@@ -135,3 +137,36 @@ def test_detach_and_second_primary_refused_while_connected_primary_and_roles_rea
     disconnect(a)
     assert peer_stats(a)["out-of-sync"] == 0
     check_nl(a, "DETACH", minor=0, detach_parms={"force": 0})
+
+
+@pytest.mark.parametrize("protocol", ["A", "C"])
+def test_write_failing_on_the_secondary_disk_is_neg_acked_and_out_of_sync_on_both(
+        lab: Lab, bsr_ko, protocol: str) -> None:
+    """Protocol A has no per-write ack: the failed write's P_NEG_ACK must reach
+    the Primary before the barrier ack that releases its epoch."""
+    a, b0 = nodes(lab)
+    b = DmNode(b0.g, b0.node_id, b0.peer_id, b0.ip, b0.peer_ip)
+    b.dm_table()
+    try:
+        same_data_pair(lab, bsr_ko, protocol, pair=(a, b))
+        b.dm_table(bad=(8 * 2048, 2048))  # 8 MiB..9 MiB of b fail
+        marks = [kmsg_mark(n) for n in (a, b)]
+        a.g.check("dd if=/dev/urandom of=/tmp/src bs=1M count=16 status=none && "
+                  "dd if=/tmp/src of=/dev/bsr0 bs=1M oflag=direct status=none", timeout=600)
+        st = wait_acked(a)
+        assert st["pending"] == 0 and st["out-of-sync"] == 1024, st
+        assert peer_stats(b)["out-of-sync"] == 1024
+        assert state(a)["connection"] == state(b)["connection"] == "Connected"
+        log_a, log_b = (kmsg_after(n, m) for n, m in zip((a, b), marks))
+        assert "bytes at sector 16384 failed on the local disk" in log_b  # may come split
+        assert "protocol error" not in log_a + log_b
+        b.dm_table()
+        head = a.g.check("head -c 8M /tmp/src | sha256sum", timeout=T).stdout.split()[0]
+        assert data_sha256(b, b.disk, 8 << 20) == head
+        tail = f"tail -c +{9 * 1024 * 1024 + 1} {{}} | head -c 7M | sha256sum"
+        assert (a.g.check(tail.format("/tmp/src"), timeout=T).stdout.split()[0]
+                == b.g.check(tail.format(b.disk), timeout=T).stdout.split()[0])
+    finally:
+        for n in (a, b):
+            n.g.run("bsrsetup down r0; rmmod bsr", timeout=T)
+        b.g.run("dmsetup remove bsrbk", timeout=T)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from functools import lru_cache
 from typing import Iterable, Iterator
 
 from bsr.model import Event, Kind, Verb
@@ -26,7 +27,10 @@ _VERBS = {v.value: v for v in Verb}
 _KINDS = {k.value: k for k in Kind if k is not Kind.other}
 
 
+@lru_cache(maxsize=64)
 def _parse_timestamp(word: str) -> datetime | None:
+    """A timestamp word (None if it is not one).  Cached: the lines of one
+    statistics batch share their timestamp, and datetimes are immutable."""
     if len(word) < 19 or word[4:5] != "-" or word[10:11] != "T":
         return None
     try:

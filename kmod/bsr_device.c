@@ -137,6 +137,7 @@ static void free_device(struct bsr_device *dev)
 	if (dev->submit_wq)
 		destroy_workqueue(dev->submit_wq);
 	bioset_exit(&dev->bio_set);
+	free_percpu(dev->stats.io);
 	kfree(dev);
 }
 
@@ -163,6 +164,10 @@ struct bsr_device *bsr_create_device(struct bsr_resource *res, u32 volume,
 	INIT_WORK(&dev->submit_work, bsr_submit_work);
 	INIT_WORK(&dev->dev_work, dev_work_fn);
 	bsr_repl_dev_init(dev);
+	err = -ENOMEM;
+	dev->stats.io = alloc_percpu(struct bsr_dev_io_stats);
+	if (!dev->stats.io)
+		goto fail;
 	err = bioset_init(&dev->bio_set, BIO_POOL_SIZE, bsr_req_front_pad(), 0);
 	if (err)
 		goto fail;

@@ -71,39 +71,35 @@ int bsr_put_resource(struct sk_buff *skb, struct bsr_resource *res)
 	       bsr_struct_to_skb(&bsr_res_stats_desc, skb, &rs, true);
 }
 
-static void hist_copy(u8 *out, u32 *len, atomic64_t *h)
+static void hist_copy(u8 *out, u32 *len, const u64 *h)
 {
-	u64 v;
-	int i;
-
-	for (i = 0; i < BSR_LAT_BUCKETS; i++) {
-		v = atomic64_read(&h[i]);
-		memcpy(out + i * sizeof(v), &v, sizeof(v));
-	}
-	*len = BSR_LAT_BUCKETS * sizeof(v);
+	memcpy(out, h, BSR_LAT_BUCKETS * sizeof(*h));
+	*len = BSR_LAT_BUCKETS * sizeof(*h);
 }
 
 static void device_stats(struct bsr_device *dev, struct bsr_device_stats *s)
 {
 	struct bsr_dev_stats *st = &dev->stats;
+	struct bsr_dev_io_stats io;
 
+	bsr_dev_io_stats(dev, &io);
 	s->capacity = get_capacity(dev->disk);
-	s->read_sectors = atomic64_read(&st->read_sectors);
-	s->write_sectors = atomic64_read(&st->write_sectors);
-	s->read_ios = atomic64_read(&st->read_ios);
-	s->write_ios = atomic64_read(&st->write_ios);
-	s->flush_ios = atomic64_read(&st->flush_ios);
-	s->discard_ios = atomic64_read(&st->discard_ios);
+	s->read_sectors = io.read_sectors;
+	s->write_sectors = io.write_sectors;
+	s->read_ios = io.read_ios;
+	s->write_ios = io.write_ios;
+	s->flush_ios = io.flush_ios;
+	s->discard_ios = io.discard_ios;
 	s->io_errors = atomic64_read(&st->io_errors);
-	s->completed_ios = atomic64_read(&st->completed_ios);
-	s->local_lat_ns = atomic64_read(&st->local_lat_ns);
-	s->master_lat_ns = atomic64_read(&st->master_lat_ns);
+	s->completed_ios = io.completed_ios;
+	s->local_lat_ns = io.local_lat_ns;
+	s->master_lat_ns = io.master_lat_ns;
 	s->upper_pending = atomic_read(&st->upper_pending);
 	s->lower_pending = atomic_read(&st->lower_pending);
 	s->al_suspended = 0;
 	s->blocked = dev->resource->susp;
-	hist_copy(s->local_lat_hist, &s->local_lat_hist_len, st->local_hist);
-	hist_copy(s->master_lat_hist, &s->master_lat_hist_len, st->master_hist);
+	hist_copy(s->local_lat_hist, &s->local_lat_hist_len, io.local_hist);
+	hist_copy(s->master_lat_hist, &s->master_lat_hist_len, io.master_hist);
 	/* the backing disk cannot go away: detach needs bsr_cfg_mutex */
 	if (dev->backing) {
 		struct bsr_md_stats *ms = bsr_backing_stats(dev->backing);

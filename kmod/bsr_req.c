@@ -39,11 +39,32 @@ struct bsr_req {
 	struct bio clone;		/* must be last: bio_set front_pad */
 };
 
-static atomic64_t reqs_live = ATOMIC64_INIT(0);
+static DEFINE_PER_CPU(s64, reqs_live);
 
 u64 bsr_requests_allocated(void)
 {
-	return atomic64_read(&reqs_live);
+	s64 sum = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		sum += per_cpu(reqs_live, cpu);
+	return max_t(s64, sum, 0);
+}
+
+/* @dev's I/O counters, summed over the CPUs. */
+void bsr_dev_io_stats(struct bsr_device *dev, struct bsr_dev_io_stats *sum)
+{
+	const u64 *in;
+	u64 *out = (u64 *)sum;
+	size_t i, n = sizeof(*sum) / sizeof(u64);
+	int cpu;
+
+	memset(sum, 0, sizeof(*sum));
+	for_each_possible_cpu(cpu) {
+		in = (const u64 *)per_cpu_ptr(dev->stats.io, cpu);
+		for (i = 0; i < n; i++)
+			out[i] += READ_ONCE(in[i]);
+	}
 }
 
 unsigned int bsr_req_front_pad(void)
@@ -88,34 +109,35 @@ static unsigned int lat_bucket(u64 ns)
 
 static void account_done(struct bsr_req *req, struct bio *master)
 {
-	struct bsr_dev_stats *st = &req->dev->stats;
-	u64 mlat = bsr_ns_since(req->start);
-	u64 llat = req->submitted ? bsr_ns_since(req->lstart) : 0;
+	struct bsr_dev_io_stats __percpu *st = req->dev->stats.io;
+	u64 now = bsr_now_ns();	/* one clock read for both latencies */
+	u64 mlat = now > req->start ? now - req->start : 0;
+	u64 llat = req->submitted && now > req->lstart ? now - req->lstart : 0;
 
 	switch (bio_op(master)) {
 	case REQ_OP_READ:
-		atomic64_inc(&st->read_ios);
-		atomic64_add(req->nr_sectors, &st->read_sectors);
+		this_cpu_inc(st->read_ios);
+		this_cpu_add(st->read_sectors, req->nr_sectors);
 		break;
 	case REQ_OP_DISCARD:
 	case REQ_OP_WRITE_ZEROES:
-		atomic64_inc(&st->discard_ios);
+		this_cpu_inc(st->discard_ios);
 		break;
 	default:
 		if (master->bi_opf & REQ_PREFLUSH)
-			atomic64_inc(&st->flush_ios);
+			this_cpu_inc(st->flush_ios);
 		if (req->nr_sectors) {
-			atomic64_inc(&st->write_ios);
-			atomic64_add(req->nr_sectors, &st->write_sectors);
+			this_cpu_inc(st->write_ios);
+			this_cpu_add(st->write_sectors, req->nr_sectors);
 		}
 	}
-	atomic64_add(mlat, &st->master_lat_ns);
-	atomic64_inc(&st->master_hist[lat_bucket(mlat)]);
+	this_cpu_add(st->master_lat_ns, mlat);
+	this_cpu_inc(st->master_hist[lat_bucket(mlat)]);
 	if (req->submitted) {
-		atomic64_add(llat, &st->local_lat_ns);
-		atomic64_inc(&st->local_hist[lat_bucket(llat)]);
+		this_cpu_add(st->local_lat_ns, llat);
+		this_cpu_inc(st->local_hist[lat_bucket(llat)]);
 	}
-	atomic64_inc(&st->completed_ios);
+	this_cpu_inc(st->completed_ios);
 }
 
 /* The application request is done: complete it and free the clone. */
@@ -131,7 +153,7 @@ static void req_finish(struct bsr_req *req)
 	account_done(req, master);
 	bio_end_io_acct(master, req->acct_start);
 	bio_put(&req->clone);
-	atomic64_dec(&reqs_live);
+	this_cpu_dec(reqs_live);
 	bio_endio(master);
 	bsr_put_ldev(dev);
 	if (atomic_dec_and_test(&dev->stats.upper_pending))
@@ -174,10 +196,11 @@ static void bsr_end_io(struct bio *clone)
 	bsr_req_peer_put(req);
 }
 
-static void submit_local(struct bsr_req *req)
+/* @now: the caller's clock read, 0 to read it here */
+static void submit_local(struct bsr_req *req, u64 now)
 {
 	req->submitted = true;
-	req->lstart = bsr_now_ns();
+	req->lstart = now ?: bsr_now_ns();
 	atomic_inc(&req->dev->stats.lower_pending);
 	submit_bio_noacct(&req->clone);
 }
@@ -231,7 +254,7 @@ void bsr_submit_work(struct work_struct *w)
 			req->locked = true;
 			bsr_repl_write(dev, req->master, req);
 		}
-		submit_local(req);
+		submit_local(req, 0);
 	}
 	blk_finish_plug(&plug);
 	if (cork)
@@ -252,7 +275,7 @@ static bool strip_flush(struct bsr_device *dev, struct bio *bio)
 	bio->bi_opf &= ~REQ_PREFLUSH;
 	if (bio_sectors(bio) || bio_op(bio) != REQ_OP_WRITE)
 		return false;
-	atomic64_inc(&dev->stats.flush_ios);
+	this_cpu_inc(dev->stats.io->flush_ios);
 	bio_endio(bio);
 	return true;
 }
@@ -297,7 +320,7 @@ void bsr_submit_bio(struct bio *bio)
 		fail_bio(dev, bio);
 		return;
 	}
-	atomic64_inc(&reqs_live);
+	this_cpu_inc(reqs_live);
 	atomic_inc(&dev->stats.upper_pending);
 	req = container_of(clone, struct bsr_req, clone);
 	req->dev = dev;
@@ -322,11 +345,11 @@ void bsr_submit_bio(struct bio *bio)
 		if (!bsr_al_begin_io_nowait(dev->backing, req->sector,
 					    req->nr_sectors)) {
 			req->in_al = true;
-			submit_local(req);
+			submit_local(req, start);
 			return;
 		}
 		queue_submit(dev, clone);
 		return;
 	}
-	submit_local(req);
+	submit_local(req, start);
 }

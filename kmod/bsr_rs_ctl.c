@@ -86,6 +86,17 @@ static u64 variable_rate(struct rs_vol *v, const struct bsr_peer_device_conf *pc
 	return clamp_t(s64, req, 0, max);
 }
 
+/* Sectors the application wrote to @dev so far. */
+static u64 app_sectors(struct bsr_device *dev)
+{
+	u64 sum = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		sum += READ_ONCE(per_cpu_ptr(dev->stats.io, cpu)->write_sectors);
+	return sum;
+}
+
 void rs_controller_reset(struct rs_vol *v)
 {
 	memset(v->fifo, 0, sizeof(v->fifo));
@@ -96,7 +107,7 @@ void rs_controller_reset(struct rs_vol *v)
 	v->in_n = 0;
 	v->in_sum = 0;
 	v->last_acked = atomic64_read(&v->acked);
-	v->last_app_sectors = atomic64_read(&v->dev->stats.write_sectors);
+	v->last_app_sectors = app_sectors(v->dev);
 	v->app_seen = jiffies - RS_APP_IDLE - 1;
 }
 
@@ -104,7 +115,7 @@ u64 rs_controller(struct rs_vol *v)
 {
 	const struct bsr_peer_device_conf *pc = &v->pd->conf;
 	u64 acked = atomic64_read(&v->acked);
-	u64 app = atomic64_read(&v->dev->stats.write_sectors);
+	u64 app = app_sectors(v->dev);
 	u64 sect_in = acked - v->last_acked;
 	bool app_busy = app != v->last_app_sectors;
 	u64 req;

@@ -7,13 +7,12 @@ import shlex
 
 import pytest
 
-from harness import Guest
+from harness import Disk, Guest
 
 pytestmark = pytest.mark.vm
 
 HOST = "solo"
 BSRADM = f"BSR_HOSTNAME={HOST} bsradm -c /tmp/bsr.conf"
-BSR_NODE_NAME = "adm"
 BSR_NODE_DISKS_MB = [64, 64]
 BSR_NODE_CLEANUP = f"{BSRADM} down r0"
 
@@ -37,9 +36,10 @@ def _status(g: Guest) -> str:
     return g.check(f"{BSRADM} status r0", timeout=600).stdout
 
 
-def test_up_primary_status_adjust_down_through_bsradm_only(bsr_node: Guest) -> None:
+def test_up_primary_status_adjust_down_through_bsradm_only(bsr_node: Guest,
+                                                          bsr_disks: list[Disk]) -> None:
     node = bsr_node
-    d0, d1 = (d.device for d in node.spec.disks)
+    d0, d1 = (d.device for d in bsr_disks)
     _write(node, _config(d0, d1, changed=False))
 
     dry = node.check(f"{BSRADM} -d up r0", timeout=600).stdout.splitlines()

@@ -14,6 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness import Guest
+from harness.plugin import pick_disks
 
 pytestmark = pytest.mark.vm
 
@@ -24,10 +25,10 @@ FIO_MIB = 256
 
 
 @pytest.fixture(scope="module")
-def node(make_guest, bsr_ko) -> Guest:
-    g = make_guest("mon", disks_mb=[FIO_MIB + 64], memory="1G").boot()
+def node(solo: Guest, bsr_ko) -> Guest:
+    g = solo
     g.insmod(bsr_ko)
-    disk = g.spec.disks[0].device
+    disk = pick_disks(g, [FIO_MIB + 64])[0].device
     g.check(f"bsrmeta --force 0 v1 {disk} internal create-md --max-peers=1 --peer-node-ids=1",
             timeout=T)
     g.check(f"rm -rf {LOG}; {MON} start --timeout 240 --listen 127.0.0.1:9942", timeout=T)
@@ -47,7 +48,7 @@ def _wait_lines(g: Guest, rel: str, n: int, timeout: float = 120) -> list[str]:
         lines = r.stdout.splitlines()
         if len(lines) >= n:
             return lines
-        time.sleep(1)
+        time.sleep(0.25)
     raise AssertionError(f"{rel}: only {len(lines)} lines after {timeout} s")
 
 

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from harness import Guest
+from harness import Disk, Guest
 
 pytestmark = pytest.mark.vm
 
 HOST = "solo"
 BSRADM = f"env BSR_HOSTNAME={HOST} bsradm -c /tmp/bsr.conf"
 DRIVER = Path(__file__).with_name("bsrwatch_driver.py")
-BSR_NODE_NAME = "watch"
 BSR_NODE_DISKS_MB = [64]
 BSR_NODE_CLEANUP = f"{BSRADM} down r0"
 
@@ -30,9 +29,10 @@ def _config(disk: str) -> str:
             f"    }}\n}}\n")
 
 
-def test_p_and_s_in_bsrwatch_promote_and_demote_through_bsradm(bsr_node: Guest) -> None:
+def test_p_and_s_in_bsrwatch_promote_and_demote_through_bsradm(bsr_node: Guest,
+                                                               bsr_disks: list[Disk]) -> None:
     node = bsr_node
-    disk = node.spec.disks[0].device
+    disk = bsr_disks[0].device
     node.check(f"printf %s {shlex.quote(_config(disk))} > /tmp/bsr.conf")
     node.check(f"{BSRADM} create-md --force r0", timeout=900)
     node.check(f"{BSRADM} up r0", timeout=900)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness import KernelEnv
+from harness.plugin import SOLO_NAME
 
 pytestmark = pytest.mark.vm
 
@@ -72,9 +73,9 @@ def section(output: str, test: str) -> str:
 
 
 def assert_guest_logs_shown(report: str) -> None:
-    assert "guest node1 console" in report
+    assert f"guest {SOLO_NAME} console" in report
     assert "virtme-ng-init" in report  # console text really is there
-    assert "guest node1 dmesg" in report
+    assert f"guest {SOLO_NAME} dmesg" in report
     assert "Linux version" in report  # full kernel log of the guest
 
 

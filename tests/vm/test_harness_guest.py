@@ -6,6 +6,7 @@ import time
 import pytest
 
 from harness import CommandFailed, CommandTimeout, Guest
+from harness.plugin import SOLO_DISKS_MB, pick_disks, zero_disks
 
 pytestmark = pytest.mark.vm
 
@@ -57,11 +58,24 @@ def test_next_test_starts_with_module_unloaded(guest: Guest) -> None:
     assert not guest.module_loaded("bsr")
 
 
-def test_disk_is_attached_as_virtio_block_device(guest: Guest) -> None:
-    (disk,) = guest.spec.disks
-    assert disk.device.startswith("/dev/vd")
-    size = int(guest.check(f"blockdev --getsize64 {disk.device}").stdout)
-    assert size == disk.size_mb * 1024 * 1024
+def test_disks_are_attached_as_virtio_block_devices_of_their_size(guest: Guest) -> None:
+    devices = [disk.device for disk in guest.spec.disks]
+    assert len(set(devices)) == len(SOLO_DISKS_MB)
+    for disk, mb in zip(guest.spec.disks, SOLO_DISKS_MB):
+        assert disk.device.startswith("/dev/vd")
+        size = int(guest.check(f"blockdev --getsize64 {disk.device}").stdout)
+        assert size == disk.size_mb * 1024 * 1024 == mb << 20
+
+
+def test_zeroed_disk_reads_zeros_in_the_guest(guest: Guest) -> None:
+    disk = pick_disks(guest, [64])[1]
+    guest.check(f"dd if=/dev/urandom of={disk.device} bs=1M count=4 status=none; "
+                f"dd if={disk.device} bs=1M count=4 status=none | tr -d '\\0' | wc -c | grep -qvx 0")
+    zero_disks(guest, [disk])
+    # buffered read: no block cached before the zeroing may survive it
+    r = guest.check(f"dd if={disk.device} bs=1M count=4 status=none | tr -d '\\0' | wc -c")
+    assert r.stdout.strip() == "0"
+    assert disk.path.stat().st_blocks == 0  # a hole on the host
 
 
 GENL_PROBE = r'''
@@ -91,7 +105,7 @@ def test_guest_talks_generic_netlink_to_bsr_module(guest: Guest, bsr_ko) -> None
 
 
 def test_data_written_with_o_direct_survives_killing_qemu(guest: Guest) -> None:
-    (disk,) = guest.spec.disks
+    disk = guest.spec.disks[0]
     # 8 MiB of a seeded pseudo-random pattern, 1 MiB into the disk
     make_pattern = "python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(7).randbytes(8 << 20))'"
     want = guest.check(f"{make_pattern} | tee /tmp/pattern | sha256sum").stdout.split()[0]

@@ -12,7 +12,9 @@ import pytest
 
 from harness import zygote
 from harness.kernel_log import find_problems, find_problems_in_text
+from harness.guest import Disk, Guest, GuestSpec
 from harness.lab import HostUdpBuffers, NetemSettings, free_udp_ports
+from harness.plugin import pick_disks
 
 
 def test_kernel_log_scan_flags_each_kind_of_trouble() -> None:
@@ -55,6 +57,26 @@ def test_udp_buffers_report_when_sysctl_is_not_writable(tmp_path: Path) -> None:
 def test_free_udp_ports_are_distinct() -> None:
     a, b = free_udp_ports(2)
     assert a != b and a > 0 and b > 0
+
+
+def _disks_guest(tmp_path: Path, sizes: list[int]) -> Guest:
+    disks = [Disk(tmp_path / f"d{i}.img", mb) for i, mb in enumerate(sizes)]
+    return Guest(GuestSpec(name="g", workdir=tmp_path, disks=disks), env=None)  # type: ignore[arg-type]
+
+
+def test_pick_disks_takes_distinct_disks_of_the_sizes_asked_in_order(tmp_path: Path) -> None:
+    g = _disks_guest(tmp_path, [320, 64, 128, 64])
+    picked = pick_disks(g, [64, 128, 64])
+    assert [d.path.name for d in picked] == ["d1.img", "d2.img", "d3.img"]
+    assert [d.size_mb for d in pick_disks(g, [320])] == [320]
+
+
+def test_pick_disks_names_the_size_it_cannot_find(tmp_path: Path) -> None:
+    g = _disks_guest(tmp_path, [64, 64])
+    with pytest.raises(ValueError, match=r"no free 64 MiB disk.*\[64, 64\] MiB"):
+        pick_disks(g, [64, 64, 64])
+    with pytest.raises(ValueError, match="no free 96 MiB disk"):
+        pick_disks(g, [96])
 
 
 def test_netem_settings_render_tc_arguments() -> None:

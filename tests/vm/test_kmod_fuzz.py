@@ -108,14 +108,9 @@ print(json.dumps({"left": len(nl.dump("GET_INITIAL_STATE"))}))
 '''
 
 
-@pytest.fixture(scope="module")
-def _fuzz_guest(make_guest) -> Guest:
-    return make_guest("fuzz", disks_mb=[16], cpus=2, memory="1G").boot()
-
-
-def test_ten_thousand_malformed_messages_are_answered_and_module_survives(_fuzz_guest: Guest,
+def test_ten_thousand_malformed_messages_are_answered_and_module_survives(solo: Guest,
                                                                           bsr_ko) -> None:
-    g = _fuzz_guest
+    g = solo
     g.rmmod("bsr")
     g.insmod(bsr_ko)
     out = g.check(f"python - 10000 4242 <<'EOF'\n{FUZZ}\nEOF", timeout=900).stdout

@@ -8,6 +8,7 @@ import shlex
 import pytest
 
 from harness import Guest
+from harness.plugin import pick_disks
 
 pytestmark = pytest.mark.vm
 
@@ -67,14 +68,12 @@ def results(lines: list[dict]) -> dict[str, dict]:
     return {x["cmd"]: x for x in lines}
 
 
-@pytest.fixture(scope="module")
-def _kmod_guest(make_guest) -> Guest:
-    return make_guest("kmod", disks_mb=[128], cpus=2, memory="1G").boot()
+DISK_MB = 128  # the module's disk of the session's single-node guest
 
 
 @pytest.fixture
-def node(_kmod_guest: Guest, bsr_ko) -> Guest:
-    g = _kmod_guest
+def node(solo: Guest, bsr_ko) -> Guest:
+    g = solo
     if not g.alive:
         g.boot()
     g.run("umount /tmp/mnt 2>/dev/null; true")
@@ -87,7 +86,7 @@ def node(_kmod_guest: Guest, bsr_ko) -> Guest:
 
 
 def create_md(g: Guest) -> str:
-    disk = g.spec.disks[0].device
+    disk = pick_disks(g, [DISK_MB])[0].device
     g.check(f"dd if=/dev/zero of={disk} bs=1M count=16 oflag=direct status=none")
     g.check(f"bsrmeta --force --node-id=0 0 v1 {disk} internal "
             f"create-md --max-peers=1", timeout=600)
@@ -278,7 +277,7 @@ def test_rmmod_works_after_down_and_tears_down_leftovers(node: Guest, bsr_ko) ->
 
 def _io_error_setup(g: Guest, policy: str) -> str:
     """r0 on a dm-linear device over the disk, Primary, on-io-error ``policy``."""
-    disk = g.spec.disks[0].device
+    disk = pick_disks(g, [DISK_MB])[0].device
     g.run("dmsetup remove bsrlow 2>/dev/null; true")
     sectors = int(g.check(f"blockdev --getsz {disk}").stdout)
     g.check(f"dmsetup create bsrlow --table '0 {sectors} linear {disk} 0'")

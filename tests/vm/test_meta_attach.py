@@ -12,7 +12,8 @@ import pytest
 
 from bsr import meta as M
 from bsr.abi import MdFlag
-from harness import Guest
+from harness import Disk, Guest
+from harness.plugin import pick_disks
 
 pytestmark = pytest.mark.vm
 
@@ -47,13 +48,14 @@ def sha(g: Guest, disk: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def _meta_guest(make_guest) -> Guest:
-    return make_guest("meta", disks_mb=[64, 64], memory="1G").boot()
+def disks(solo: Guest) -> list[Disk]:
+    """The module's two 64 MiB disks of the session's single-node guest."""
+    return pick_disks(solo, [64, 64])
 
 
 @pytest.fixture
-def node(_meta_guest: Guest, bsr_ko) -> Guest:
-    g = _meta_guest
+def node(solo: Guest, bsr_ko) -> Guest:
+    g = solo
     if not g.alive:
         g.boot()
     g.rmmod("bsr")
@@ -64,8 +66,8 @@ def node(_meta_guest: Guest, bsr_ko) -> Guest:
         g.rmmod("bsr")
 
 
-def test_create_md_attach_detach_and_dump_md_agree(node: Guest) -> None:
-    d = node.spec.disks[0].device
+def test_create_md_attach_detach_and_dump_md_agree(node: Guest, disks: list[Disk]) -> None:
+    d = disks[0].device
     node.check(f"bsrmeta --force 0 v1 {d} internal create-md --max-peers=2 --peer-node-ids=1",
                timeout=T)
     setup_device(node)
@@ -107,22 +109,22 @@ def _refused(node: Guest, d: str, why: str) -> None:
     node.check("bsrsetup down r0", timeout=T)
 
 
-def test_attach_refuses_ext4_without_writing(node: Guest) -> None:
-    d = node.spec.disks[1].device
+def test_attach_refuses_ext4_without_writing(node: Guest, disks: list[Disk]) -> None:
+    d = disks[1].device
     node.check(f"mkfs.ext4 -q -F {d}", timeout=T)
     _refused(node, d, "no bsr metadata found on")
 
 
 @pytest.mark.skipif(not shutil.which("drbdmeta"), reason="needs drbd-utils")
-def test_attach_refuses_drbd84_metadata_without_writing(node: Guest) -> None:
-    d = node.spec.disks[1].device
+def test_attach_refuses_drbd84_metadata_without_writing(node: Guest, disks: list[Disk]) -> None:
+    d = disks[1].device
     node.check(f"dd if=/dev/zero of={d} bs=1M count=64 oflag=direct status=none", timeout=T)
     node.check(f"drbdmeta --force 0 v08 {d} internal create-md </dev/null", timeout=T)
     _refused(node, d, "no bsr metadata found on")
 
 
-def test_attach_refuses_bad_checksum_without_writing(node: Guest) -> None:
-    d = node.spec.disks[1].device
+def test_attach_refuses_bad_checksum_without_writing(node: Guest, disks: list[Disk]) -> None:
+    d = disks[1].device
     node.check(f"bsrmeta --force 0 v1 {d} internal create-md", timeout=T)
     # flip one byte of the node-id field in the last 4 KiB (the superblock)
     size = int(node.check(f"blockdev --getsize64 {d}", timeout=T).stdout)
@@ -136,8 +138,9 @@ def _host_md(img: Path) -> M.Metadata:
     return M.read_metadata(dev, M.geometry(M.Layout.INTERNAL, dev.size, dev.size))
 
 
-def test_crash_while_primary_replays_the_activity_log(node: Guest, tmp_path: Path, bsr_ko) -> None:
-    disk = node.spec.disks[0]
+def test_crash_while_primary_replays_the_activity_log(node: Guest, disks: list[Disk], tmp_path: Path,
+                                                      bsr_ko) -> None:
+    disk = disks[0]
     d = disk.device
     node.check(f"bsrmeta --force 0 v1 {d} internal create-md --al-extents=67", timeout=T)
     setup_device(node)
@@ -184,8 +187,8 @@ def test_crash_while_primary_replays_the_activity_log(node: Guest, tmp_path: Pat
     assert "unclean shutdown detected" in node.dmesg()
 
 
-def test_external_flexible_metadata_attaches_and_detaches_clean(node: Guest) -> None:
-    data, meta = (disk.device for disk in node.spec.disks)
+def test_external_flexible_metadata_attaches_and_detaches_clean(node: Guest, disks: list[Disk]) -> None:
+    data, meta = (disk.device for disk in disks)
     node.check(f"bsrmeta --force 0 v1 {data} {meta} flexible create-md", timeout=T)
     setup_device(node)
     r = node.run(f"bsrsetup attach 0 {data} {meta} flexible", timeout=T)

@@ -6,6 +6,7 @@ Loaded by tests/vm/conftest.py.  Everything per-session lives in the
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,6 +34,8 @@ class Registry:
         self._alive_at_start: set[int] = set()
         self.kmemleak = os.environ.get(KMEMLEAK_ENV) == "1"
         self.kmemleak_unsupported: set[str] = set()
+        # modules still to run that use the single-node guest (``solo``)
+        self.solo_modules: set[str] = set()
 
     def add(self, guest: Guest) -> Guest:
         self.guests.append(guest)
@@ -101,11 +104,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[REGISTRY_KEY] = reg
 
 
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Modules that use the session's two-node lab run last, together, so
-    # its two guests are not left idling (and scanned) beside the others.
-    with_lab = {item.module for item in items if "lab" in getattr(item, "fixturenames", ())}
-    items.sort(key=lambda item: getattr(item, "module", None) in with_lab)
+    # Modules that use the session's single-node guest run first, together,
+    # and those that use its two-node lab last, together: neither is left
+    # idling (and scanned) beside the other tests, and each boots once.
+    def users(fixture: str) -> set[Any]:
+        return {item.module for item in items if fixture in getattr(item, "fixturenames", ())}
+
+    with_lab, with_solo = users("lab"), users("solo")
+    items.sort(key=lambda item: (getattr(item, "module", None) in with_lab,
+                                 getattr(item, "module", None) not in with_solo))
+    registry_of(config).solo_modules = {m.__name__ for m in with_solo}
     # Long runs (soak loops, the DRBD reference variants) only under `make soak`.
     if "soak" not in (config.option.markexpr or ""):
         later = pytest.mark.skip(reason="soak: runs only under `make soak` (pytest -m soak)")
@@ -253,16 +263,98 @@ def _clean_modules(g: Guest, modules: tuple[str, ...] = ("bsr",)) -> None:
         g.rmmod(m)
 
 
+# ------------------------------------------- the session's single-node guest
+# One guest serves every single-node module (a boot costs ~30 s under TCG).
+# Its disks are sparse files, so the canonical list is generous: each module
+# takes the disks it needs by size (``pick_disks``) and finds them zeroed.
+SOLO_NAME = "solo"
+SOLO_DISKS_MB = (320, 128, 96, 64, 64)
+SOLO_CPUS = 2
+SOLO_MEMORY = "1G"
+# what a module may have left over the disks, undone before the next one
+SOLO_RELEASE = "dmsetup remove_all --force 2>/dev/null; losetup -D; true"
+
+
+def pick_disks(g: Guest, sizes_mb: list[int] | tuple[int, ...]) -> list[Disk]:
+    """Distinct disks of ``g`` with exactly the sizes asked for, in that order."""
+    free = list(g.spec.disks)
+    picked = []
+    for mb in sizes_mb:
+        match = next((d for d in free if d.size_mb == mb), None)
+        if match is None:
+            have = [d.size_mb for d in g.spec.disks]
+            raise ValueError(f"guest {g.name} has no free {mb} MiB disk for {list(sizes_mb)} "
+                             f"(its disks: {have} MiB; see SOLO_DISKS_MB)")
+        free.remove(match)
+        picked.append(match)
+    return picked
+
+
+def zero_disks(g: Guest, disks: list[Disk]) -> None:
+    """Give ``disks`` back as new: the image files become holes on the host
+    (instant; QEMU keeps its descriptor) and the guest drops cached blocks."""
+    flush = "blockdev --flushbufs " + " ".join(d.device for d in disks)
+    if g.alive:
+        g.check(flush, timeout=60)  # written back first: nothing dirty lands later
+    for d in disks:  # a hole over the whole file: its size never changes under QEMU
+        subprocess.run(["fallocate", "--punch-hole", "--offset", "0", "--length",
+                        str(d.size_mb << 20), str(d.path)], check=True, timeout=60)
+    if g.alive:
+        g.check(flush, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def _session_solo(kernel_env: KernelEnv, guest_registry: Registry, vm_workdir: Path) -> Iterator[Guest]:
+    """The single-node guest of the session, created here, booted on first use."""
+    workdir = vm_workdir / SOLO_NAME
+    disks = [Disk(workdir / f"disk{i}.img", mb, serial=f"bsr{SOLO_NAME}{i}")
+             for i, mb in enumerate(SOLO_DISKS_MB)]
+    append = ["kmemleak=on"] if guest_registry.kmemleak else []
+    g = guest_registry.add(Guest(GuestSpec(name=SOLO_NAME, workdir=workdir, disks=disks,
+                                           cpus=SOLO_CPUS, memory=SOLO_MEMORY,
+                                           rwdir=workdir / "shared", extra_append=append),
+                                 kernel_env))
+    (workdir / "shared").mkdir(parents=True, exist_ok=True)
+    yield g
+    g.shutdown()
+
+
 @pytest.fixture(scope="module")
-def _module_guest(make_guest: GuestFactory) -> Guest:
-    return make_guest("node1").boot()
+def solo(_session_solo: Guest, guest_registry: Registry, request: pytest.FixtureRequest) -> Iterator[Guest]:
+    """The session's single-node guest, this module's turn of it.
+
+    The module starts with the guest running, bsr.ko not loaded, no device
+    mapper or loop device left, every disk zeroed and the kernel log read
+    (a problem found there fails the module's first test).  When the module
+    is done its own fixtures have cleaned up; bsr.ko is unloaded and the
+    kernel log checked again (a problem fails the module's last teardown).
+    The guest is shut down after the last module that uses it."""
+    g = _session_solo
+    if not g.alive:
+        g.boot()
+    _clean_modules(g)
+    g.check(SOLO_RELEASE, timeout=60)
+    zero_disks(g, g.spec.disks)
+    problems = guest_registry.scan([g])
+    if problems:
+        raise KernelLogProblem("guest kernel logged a problem before this module began:\n" + problems)
+    yield g
+    if g.alive:
+        _clean_modules(g)
+    guest_registry.solo_modules.discard(request.module.__name__)
+    if not guest_registry.solo_modules:
+        g.shutdown()
+    problems = guest_registry.scan([g])
+    if problems:
+        raise KernelLogProblem("guest kernel logged a problem while this module cleaned up:\n"
+                               + problems)
 
 
 @pytest.fixture
-def guest(_module_guest: Guest, guest_registry: Registry) -> Iterator[Guest]:
-    """One guest, shared by the tests of a module; each test starts with it
-    running and bsr.ko not loaded (a killed guest is booted again)."""
-    g = _module_guest
+def guest(solo: Guest, guest_registry: Registry) -> Iterator[Guest]:
+    """The session's single-node guest; each test starts with it running
+    and bsr.ko not loaded (a killed guest is booted again)."""
+    g = solo
     if not g.alive:
         g.boot()
     _clean_modules(g)
@@ -276,21 +368,22 @@ def guest(_module_guest: Guest, guest_registry: Registry) -> Iterator[Guest]:
 
 
 @pytest.fixture(scope="module")
-def _module_bsr_node(make_guest: GuestFactory, request: pytest.FixtureRequest) -> Guest:
-    disks = list(getattr(request.module, "BSR_NODE_DISKS_MB", [64]))
-    name = getattr(request.module, "BSR_NODE_NAME", "node")
-    return make_guest(name, disks_mb=disks).boot()
+def bsr_disks(solo: Guest, request: pytest.FixtureRequest) -> list[Disk]:
+    """The disks of the single-node guest this module uses: one per size in
+    the module's ``BSR_NODE_DISKS_MB`` (default ``[64]``)."""
+    return pick_disks(solo, list(getattr(request.module, "BSR_NODE_DISKS_MB", [64])))
 
 
 @pytest.fixture
-def bsr_node(_module_bsr_node: Guest, bsr_ko: Path, request: pytest.FixtureRequest) -> Iterator[Guest]:
-    """One guest per test module with bsr.ko loaded afresh for each test.
+def bsr_node(solo: Guest, bsr_disks: list[Disk], bsr_ko: Path,
+             request: pytest.FixtureRequest) -> Iterator[Guest]:
+    """The single-node guest with bsr.ko loaded afresh for each test.
 
-    The test module may set ``BSR_NODE_DISKS_MB`` (default ``[64]``),
-    ``BSR_NODE_NAME`` (default ``"node"``) and ``BSR_NODE_CLEANUP``, a
-    command run after each test before bsr.ko is unloaded (e.g.
-    ``"bsradm down r0"``).  A killed guest is booted again."""
-    g = _module_bsr_node
+    The test module may set ``BSR_NODE_DISKS_MB`` (its disks, see
+    ``bsr_disks``) and ``BSR_NODE_CLEANUP``, a command run after each test
+    before bsr.ko is unloaded (e.g. ``"bsradm down r0"``).  A killed guest
+    is booted again."""
+    g = solo
     if not g.alive:
         g.boot()
     g.rmmod("bsr")

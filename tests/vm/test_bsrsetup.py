@@ -15,6 +15,7 @@ import pytest
 from bsr.events2 import parse_line
 from bsr.model import Kind, State, Verb
 from harness import Guest
+from harness.plugin import pick_disks
 
 pytestmark = pytest.mark.vm
 
@@ -26,13 +27,14 @@ TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d\d:\d\d ")
 
 
 @pytest.fixture(scope="module")
-def _setup_guest(make_guest) -> Guest:
-    return make_guest("setup", disks_mb=[96], memory="1G").boot()
+def disk(solo: Guest) -> str:
+    """The module's disk of the session's single-node guest (96 MiB)."""
+    return pick_disks(solo, [96])[0].device
 
 
 @pytest.fixture
-def node(_setup_guest: Guest, bsr_ko) -> Guest:
-    g = _setup_guest
+def node(solo: Guest, bsr_ko) -> Guest:
+    g = solo
     if not g.alive:
         g.boot()
     g.run("umount /tmp/bsrmnt 2>/dev/null; test -e /dev/bsr0 && bsrsetup down r0", timeout=T)
@@ -62,11 +64,17 @@ def _events(text: str) -> list[str]:
     return [TS.sub("", ln) for ln in lines]
 
 
-def test_acceptance_sequence_through_the_clis(node: Guest) -> None:
+def _wait_both(g: Guest, pattern: str) -> None:
+    """Until both listeners (/tmp/ev1, /tmp/ev2) have printed a line ending
+    in ``pattern`` (an extended regex, after the timestamp)."""
+    g.check(f"until grep -Eq ' {pattern}' /tmp/ev1 && grep -Eq ' {pattern}' /tmp/ev2; "
+            "do sleep 0.1; done", timeout=T)
+
+
+def test_acceptance_sequence_through_the_clis(node: Guest, disk: str) -> None:
     g = node
-    disk = g.spec.disks[0].device
     pids = [g.check(LISTEN.format(out=f"/tmp/ev{i}"), timeout=T).stdout.strip() for i in (1, 2)]
-    g.check("sleep 2", timeout=T)
+    _wait_both(g, "exists -$")  # both subscribed: their initial state is out
 
     g.check(f"bsrmeta --force 0 v1 {disk} internal create-md --max-peers=1 "
             "--peer-node-ids=1", timeout=T)
@@ -109,7 +117,7 @@ def test_acceptance_sequence_through_the_clis(node: Guest) -> None:
     assert now[-1] == "exists -" and now[0].startswith("exists resource name:r0 role:Primary")
 
     g.check("umount /tmp/bsrmnt && bsrsetup secondary r0 && bsrsetup down r0", timeout=T)
-    g.check("sleep 2", timeout=T)
+    _wait_both(g, "destroy resource name:r0$")  # the last event of down
     g.check("kill " + " ".join(pids))
     ev1 = _events(g.check("cat /tmp/ev1").stdout)
     ev2 = _events(g.check("cat /tmp/ev2").stdout)
@@ -152,21 +160,23 @@ def test_kernel_errors_and_usage_errors_exit_codes(node: Guest, bsr_ko) -> None:
     g.insmod(bsr_ko)
 
 
-def test_interval_prints_only_changed_counters(node: Guest) -> None:
+def test_interval_prints_only_changed_counters(node: Guest, disk: str) -> None:
     g = node
-    disk = g.spec.disks[0].device
     g.check(f"bsrmeta --force 0 v1 {disk} internal create-md --max-peers=1 "
             f"--peer-node-ids=1 && bsrsetup new-resource r0 0 && bsrsetup new-minor r0 0 0 && "
             f"bsrsetup attach 0 {disk} {disk} internal && bsrsetup primary --force r0",
             timeout=T)
     g.check("setsid bsrsetup events2 --statistics --interval=1 r0 > /tmp/iv 2>&1 < /dev/null & "
             "echo $! > /tmp/ev_iv.pid; "
-            "for i in $(seq 300); do grep -q '^exists -$' /tmp/iv && break; sleep 1; done; "
+            "for i in $(seq 3000); do grep -q '^exists -$' /tmp/iv && break; sleep 0.1; done; "
             # write through a descriptor held open: no open/close notification
             # carries the counters, only the 1 s polls can show them
-            "exec 3<>/dev/bsr0; sleep 4; "
-            "dd if=/dev/urandom bs=1M count=4 oflag=direct status=none >&3; sleep 6; "
-            "exec 3>&-; sleep 2; kill $(cat /tmp/ev_iv.pid)", timeout=T)
+            "exec 3<>/dev/bsr0; sleep 2; "
+            "dd if=/dev/urandom bs=1M count=4 oflag=direct status=none >&3; "
+            # until a 1 s poll has shown the write, then one more poll
+            "for i in $(seq 300); do grep -Eq ' written:4096( |$)' /tmp/iv && break; sleep 0.2; "
+            "done; sleep 1; "
+            "exec 3>&-; sleep 1; kill $(cat /tmp/ev_iv.pid)", timeout=T)
     lines = g.check("cat /tmp/iv", timeout=T).stdout.splitlines()
     tail = lines[lines.index("exists -") + 1:]
     dev = [ln for ln in tail if ln.startswith("change device name:r0 volume:0 minor:0 ")]

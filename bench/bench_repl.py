@@ -54,7 +54,7 @@ FIXED = "c-plan-ahead 0; resync-rate 100M;"
 IO_ROWS = ("raw", "drbd84 C", "drbd84 A", "bsr C", "bsr A")
 RESYNC_ROWS = ("drbd84 default", "drbd84 fixed 100M", "bsr default", "bsr fixed 100M")
 NAME_WIDTH = 19  # the target column, with its trailing space
-QUICK_RUNTIME, QUICK_RESYNC_MIB = 1, 16  # --quick: seconds per fio run, MiB resynced
+QUICK_RUNTIME, QUICK_RESYNC_MIB = 1, 4  # --quick: seconds per fio run, MiB resynced
 DEFAULT_RUNTIME, DEFAULT_RESYNC_MIB, DEFAULT_ROUNDS = 10, 64, 3
 
 
@@ -336,7 +336,7 @@ def table(res: Results) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
-                    help="CI smoke: 1 s per fio run, 16 MiB resync, one round "
+                    help="CI smoke: 1 s per fio run, 4 MiB resync, one round "
                          f"(default: {DEFAULT_RUNTIME} s, {DEFAULT_RESYNC_MIB} MiB, "
                          f"{DEFAULT_ROUNDS} rounds)")
     ap.add_argument("--runtime", type=int, default=None, help="seconds per fio run")

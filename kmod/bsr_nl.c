@@ -410,6 +410,7 @@ static int h_resume_io(struct bsr_nlreq *c)
 static int h_new_peer(struct bsr_nlreq *c)
 {
 	struct bsr_new_peer_parms p;
+	struct bsr_connection *conn;
 	struct bsr_net_conf *nc;
 	int err;
 
@@ -433,9 +434,15 @@ static int h_new_peer(struct bsr_nlreq *c)
 		return -ENOMEM;
 	bsr_struct_set_defaults(&bsr_net_conf_desc, nc);
 	err = parse(c, &bsr_net_conf_desc, nc, false);
-	if (!err && !bsr_create_connection(c->res, p.peer_node_id,
-					   c->ctx.conn_name, nc))
-		err = -ENOMEM;
+	if (!err) {
+		conn = bsr_create_connection(c->res, p.peer_node_id,
+					     c->ctx.conn_name, nc);
+		if (conn)
+			/* from now on writes are marked out of sync for it */
+			bsr_repl_track_peer(conn);
+		else
+			err = -ENOMEM;
+	}
 	kfree(nc);
 	return err;
 }

@@ -155,10 +155,10 @@ void bsr_vj_attached(struct bsr_device *dev)
 
 	lockdep_assert_held(&bsr_cfg_mutex);
 	list_for_each_entry(c, &dev->resource->connections, list) {
+		/* writes while the peer is away, connecting or not, are marked */
+		bsr_repl_track_peer(c);
 		if (!c->net)
 			continue;
-		/* writes while the peer is away are marked for it */
-		bsr_repl_track_peer(c);
 		pd = bsr_find_peer_device(c, dev->volume);
 		n = bsr_repl_pin(c);
 		if (!n)

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from harness.lab import Lab
-from repl_lab import (T, DmNode, Node, check_nl, configure, data_sha256, disconnect,
-                      kmsg_after, kmsg_mark, nl, nodes, state, uptodate_md, wait_state,
+from repl_lab import (T, DmNode, Node, check_nl, configure, connect, data_sha256, disconnect,
+                      down, kmsg_after, kmsg_mark, nl, nodes, state, uptodate_md, wait_state,
                       zero_image)
 
 pytestmark = pytest.mark.vm
@@ -170,3 +170,26 @@ def test_write_failing_on_the_secondary_disk_is_neg_acked_and_out_of_sync_on_bot
         for n in (a, b):
             n.g.run("bsrsetup down r0; rmmod bsr", timeout=T)
         b.g.run("dmsetup remove bsrbk", timeout=T)
+
+
+def test_writes_before_the_first_connect_after_a_restart_are_resynced(lab: Lab, bsr_ko) -> None:
+    """A Primary that comes back up with its peer configured but not yet
+    connected marks what it writes out of sync for that peer; the connect
+    resyncs exactly that."""
+    a, b = same_data_pair(lab, bsr_ko, "C")
+    check_nl(a, "SECONDARY", ctx={"res_name": "r0"}, role_parms={})
+    down(a)
+    a.g.rmmod("bsr")
+    wait_state(b, "Connecting", 60)
+    configure(a, bsr_ko, {"wire_protocol": 3}, connect=False)
+    check_nl(a, "PRIMARY", ctx={"res_name": "r0"}, role_parms={"force": 0})
+    a.g.check("dd if=/dev/urandom of=/dev/bsr0 bs=1M seek=4 count=4 oflag=direct status=none",
+              timeout=300)
+    assert peer_stats(a)["out-of-sync"] == 4 * 1024
+    connect(a)
+    deadline = time.monotonic() + 300
+    while (st := peer_stats(a))["out-of-sync"] or peer_stats(b)["out-of-sync"]:
+        assert time.monotonic() < deadline, st
+        time.sleep(1)
+    assert state(a)["connection"] == "Connected"
+    assert data_sha256(a, a.disk, DATA_MIB << 20) == data_sha256(b, b.disk, DATA_MIB << 20)

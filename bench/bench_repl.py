@@ -19,8 +19,9 @@ fixed rate (c-plan-ahead 0, resync-rate 100M), in MiB/s.
 The targets are measured in turns, --rounds times (default 3; --quick: 1):
 raw, then per protocol DRBD and bsr, DRBD first in odd rounds and bsr
 first in even ones, so that a change in the host's load hits both alike.
-Every cell of the table is the median of the rounds; the lines under it
-list each round's numbers, to show the spread.
+Every cell of the table is the median of the rounds, and every "x drbd"
+the median of each round's ratio (bsr against the DRBD run of its own
+round); the lines under it list each round's numbers, to show the spread.
 
 Prints one table with the ratios to raw and to DRBD (same protocol).  A
 row that failed in any round reads "failed:" with the reason.  Absolute numbers under
@@ -293,6 +294,15 @@ def ratio(x: float, base: float) -> str:
     return f"{x / base:.2f}" if x and base else "-"
 
 
+def round_ratio(mine: list, ref: list, attr: str) -> str:
+    """The median over the rounds of mine/ref, each round against its own
+    (the runs of one round are minutes apart; the host's load drifts
+    between rounds); rounds where either failed are left out."""
+    q = [getattr(m, attr) / getattr(r, attr) for m, r in zip(mine, ref)
+         if not m.note and not r.note and getattr(m, attr) and getattr(r, attr)]
+    return f"{statistics.median(q):.2f}" if q else "-"
+
+
 def table(res: Results) -> str:
     by = {r.target: r for r in res.io}
     raw = by["raw"]
@@ -303,22 +313,24 @@ def table(res: Results) -> str:
         if r.note:
             lines.append(f"{r.target:<18} {r.note}")
             continue
-        drbd = by.get("drbd84 " + r.target.split()[-1]) if r.target.startswith("bsr") else None
-        ok = drbd is not None and not drbd.note
-        d = (lambda x, attr: ratio(x, getattr(drbd, attr)) if ok else "-")
+        ref = "drbd84 " + r.target.split()[-1]
+        mine, theirs = res.io_runs.get(r.target, []), res.io_runs.get(ref, [])
+        bsr = r.target.startswith("bsr")
+        d = (lambda x, attr: round_ratio(mine, theirs, attr) if bsr else "-")
         lines.append(f"{r.target:<18} {r.seq_mib_s:>12.1f} {ratio(r.seq_mib_s, raw.seq_mib_s):>6} "
                      f"{d(r.seq_mib_s, 'seq_mib_s'):>6} {r.lat_us:>13.1f} {ratio(r.lat_us, raw.lat_us):>6} "
                      f"{d(r.lat_us, 'lat_us'):>6} {r.iops:>12.0f} {ratio(r.iops, raw.iops):>6} "
                      f"{d(r.iops, 'iops'):>6}")
     lines.append("")
     lines.append(f"{'resync':<18} {'MiB/s':>12} {'seconds':>8} {'x drbd':>6}")
-    rs = {r.target: r for r in res.resync}
     for r in res.resync:
         if r.note:
             lines.append(f"{r.target:<18} {r.note}")
             continue
-        ref = rs.get(r.target.replace("bsr", "drbd84")) if r.target.startswith("bsr") else None
-        x = ratio(r.mib_s, ref.mib_s) if ref is not None and not ref.note else "-"
+        x = "-"
+        if r.target.startswith("bsr"):
+            x = round_ratio(res.resync_runs.get(r.target, []),
+                            res.resync_runs.get(r.target.replace("bsr", "drbd84"), []), "mib_s")
         lines.append(f"{r.target:<18} {r.mib_s:>12.1f} {r.seconds:>8.1f} {x:>6}")
     if res.rounds > 1:
         lines += ["", f"each round (the table shows the median of {res.rounds}):"]

@@ -7,7 +7,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from .guest import Disk, Guest, GuestSpec, Nic
+from .guest import CommandFailed, Disk, Guest, GuestSpec, Nic
 from .kernel import KernelEnv
 
 RMEM_BYTES = 8 * 1024 * 1024
@@ -131,6 +131,8 @@ class Lab:
         return self
 
     def _apply_qdisc(self) -> None:
+        """The link's state as each live node's egress qdisc, both nodes at once."""
+        started = []
         for g in self.nodes:
             if not g.alive:
                 continue
@@ -139,13 +141,16 @@ class Lab:
             if self.link_cut:
                 # A total loss qdisc drops every frame (ARP and ND included)
                 # while addresses and sockets stay as they are: a partition.
-                args = "netem loss 100%"
+                cmd = f"tc qdisc replace dev {nic.ifname} root netem loss 100%"
             elif self.netem_settings is not None and self.netem_settings.tc_args():
-                args = "netem " + self.netem_settings.tc_args()
+                cmd = f"tc qdisc replace dev {nic.ifname} root netem {self.netem_settings.tc_args()}"
             else:
-                g.check(f"tc qdisc del dev {nic.ifname} root 2>/dev/null; true", timeout=30)
-                continue
-            g.check(f"tc qdisc replace dev {nic.ifname} root {args}", timeout=30)
+                cmd = f"tc qdisc del dev {nic.ifname} root 2>/dev/null; true"
+            started.append((g, cmd, g.run_async(cmd, timeout=30)))
+        for g, cmd, pending in started:
+            r = pending.wait()
+            if r.rc != 0:
+                raise CommandFailed(g.name, cmd, r)
 
     def cut_link(self) -> None:
         """Drop all traffic between the guests in both directions."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from .guest import Disk, Guest, GuestError, GuestSpec
+from .guest import CommandFailed, Disk, Guest, GuestError, GuestSpec
 from .kernel import KernelEnv, build_module, find_env
 from .kernel_log import KernelLogProblem, find_problems, format_records
 from .lab import HostUdpBuffers, Lab
@@ -263,6 +263,19 @@ def _clean_modules(g: Guest, modules: tuple[str, ...] = ("bsr",)) -> None:
         g.rmmod(m)
 
 
+# Guest.rmmod("bsr") as one shell command, to be combined with others.
+UNLOAD_BSR = "{ ! test -d /sys/module/bsr/sections || rmmod bsr; }"
+
+
+def _check_all(guests: list[Guest], cmd: str, timeout: float = 60) -> None:
+    """Guest.check(cmd) on every guest at once (each answers on its own)."""
+    pending = [g.run_async(cmd, timeout) for g in guests]
+    for g, p in zip(guests, pending):
+        r = p.wait()
+        if r.rc != 0:
+            raise CommandFailed(g.name, cmd, r)
+
+
 # ------------------------------------------- the session's single-node guest
 # One guest serves every single-node module (a boot costs ~30 s under TCG).
 # Its disks are sparse files, so the canonical list is generous: each module
@@ -271,8 +284,8 @@ SOLO_NAME = "solo"
 SOLO_DISKS_MB = (320, 128, 96, 64, 64)
 SOLO_CPUS = 2
 SOLO_MEMORY = "1G"
-# what a module may have left over the disks, undone before the next one
-SOLO_RELEASE = "dmsetup remove_all --force 2>/dev/null; losetup -D; true"
+# what a module or a failed test may have left over the disks
+RELEASE_DISKS = "dmsetup remove_all --force 2>/dev/null; losetup -D; true"
 
 
 def pick_disks(g: Guest, sizes_mb: list[int] | tuple[int, ...]) -> list[Disk]:
@@ -332,8 +345,7 @@ def solo(_session_solo: Guest, guest_registry: Registry, request: pytest.Fixture
     g = _session_solo
     if not g.alive:
         g.boot()
-    _clean_modules(g)
-    g.check(SOLO_RELEASE, timeout=60)
+    _check_all([g], f"{UNLOAD_BSR} && {{ {RELEASE_DISKS}; }}")
     zero_disks(g, g.spec.disks)
     problems = guest_registry.scan([g])
     if problems:
@@ -426,21 +438,18 @@ def lab(_session_lab: Lab, guest_registry: Registry) -> Iterator[Lab]:
     9000-byte MTU dgram link; each test starts with both running, the link
     healthy and unshaped, and bsr.ko not loaded."""
     lab_ = _session_lab
-    lab_.boot()  # boots only nodes that are down
+    if not all(g.alive for g in lab_.nodes):
+        lab_.boot()  # boots only nodes that are down
     lab_.reset()
-    for g in lab_.nodes:
-        _clean_modules(g)
-        # what a failed test may have left over the disks (the pair lives all session)
-        g.run("dmsetup remove_all --force; losetup -D; true", timeout=60)
+    # Both nodes at once, one command each: bsr.ko unloaded, what a failed
+    # test may have left over the disks removed (the pair lives all
+    # session), and `dmesg` cleared so that it shows this test's lines only
+    # (the scan reads /dev/kmsg by sequence number and is unaffected).
+    _check_all(lab_.nodes, f"{UNLOAD_BSR} && {{ {RELEASE_DISKS}; }} && dmesg --clear")
     guest_registry.scan(lab_.nodes)
-    for g in lab_.nodes:
-        # `dmesg` shows this test's lines only (the pair lives all session;
-        # the scan reads /dev/kmsg by sequence number and is unaffected)
-        g.check("dmesg --clear", timeout=30)
     yield lab_
     alive = [g for g in lab_.nodes if g.alive]
-    for g in alive:
-        _clean_modules(g)
+    _check_all(alive, UNLOAD_BSR)
     problems = guest_registry.scan(alive)
     if problems:
         raise KernelLogProblem("guest kernel logged a problem while cleaning up:\n" + problems)

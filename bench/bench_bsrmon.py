@@ -47,8 +47,11 @@ runs under heavier load 2.30 % before against 2.06 % now.  events2 text
 round (counters as tuples, per-object series, a leaner writer, two-read
 message layouts), before/after run one after the other at a load average of
 1.7-3.5: kernel 2.16 % -> 2.00 % (main 1.03 %, netlink thread 0.50 %,
-writer 0.43 %), events2 text 2.23 % -> 1.93 % (main 1.53 %).  See
-docs/bsrmon.md, "Cost".
+writer 0.43 %), events2 text 2.23 % -> 1.93 % (main 1.53 %).  Third
+round (the events2 timestamp parsed once per batch), before/after
+interleaved, three rounds of 30 s, load average 2.0-9.4: text 1.63 % ->
+1.57 % (runs 1.52-1.90), kernel (unchanged code: noise) 1.96 % / 1.70 %
+(runs 1.40-1.98).  See docs/bsrmon.md, "Cost".
 """
 
 from __future__ import annotations

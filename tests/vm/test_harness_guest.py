@@ -68,7 +68,7 @@ def test_disks_are_attached_as_virtio_block_devices_of_their_size(guest: Guest) 
 
 
 def test_zeroed_disk_reads_zeros_in_the_guest(guest: Guest) -> None:
-    disk = pick_disks(guest, [64])[1]
+    disk = pick_disks(guest, [64, 64])[1]  # a disk no other test here writes
     guest.check(f"dd if=/dev/urandom of={disk.device} bs=1M count=4 status=none; "
                 f"dd if={disk.device} bs=1M count=4 status=none | tr -d '\\0' | wc -c | grep -qvx 0")
     zero_disks(guest, [disk])

@@ -200,6 +200,19 @@ static int pin_targets(struct bsr_device *dev, struct bsr_repl_target **out,
 	return nr;
 }
 
+/* Pin @rc as a sender if it is live. */
+static bool pin_sender(struct bsr_repl *rc)
+{
+	bool live;
+
+	spin_lock_irq(&rc->lock);
+	live = rc->live;
+	if (live)
+		rc->senders++;
+	spin_unlock_irq(&rc->lock);
+	return live;
+}
+
 static void release_sender(struct bsr_repl *rc)
 {
 	spin_lock_irq(&rc->lock);
@@ -390,13 +403,8 @@ static void barrier_work_fn(struct work_struct *w)
 					   struct bsr_repl, barrier_work);
 	int err;
 
-	spin_lock_irq(&rc->lock);
-	if (!rc->live) {
-		spin_unlock_irq(&rc->lock);
+	if (!pin_sender(rc))
 		return;
-	}
-	rc->senders++;
-	spin_unlock_irq(&rc->lock);
 	mutex_lock(&rc->send_lock);
 	err = READ_ONCE(rc->close_epoch) ? maybe_barrier(rc, false) : 0;
 	mutex_unlock(&rc->send_lock);
@@ -422,6 +430,13 @@ static void tl_ent_done(struct bsr_repl *rc, struct bsr_tl_ent *e,
 	kfree(e);
 }
 
+/* @e reached the peer's disk (or failed there): count its round trip. */
+static void tl_ent_acked(struct bsr_tl_ent *e)
+{
+	atomic64_add(bsr_ns_since(e->sent), &e->pd->repl_net_lat_ns);
+	atomic64_inc(&e->pd->repl_acked_ios);
+}
+
 static struct bsr_tl_ent *tl_find(struct bsr_repl *rc, u64 id)
 {
 	struct bsr_tl_ent *e;
@@ -438,7 +453,6 @@ static int got_block_ack(struct bsr_repl *rc, struct bsr_pkt_hdr *h)
 	u16 cmd = be16_to_cpu(h->command);
 	struct bsr_req *req = NULL;
 	struct bsr_tl_ent *e;
-	u64 lat;
 
 	spin_lock_irq(&rc->lock);
 	e = tl_find(rc, be64_to_cpu(a->block_id));
@@ -461,9 +475,7 @@ static int got_block_ack(struct bsr_repl *rc, struct bsr_pkt_hdr *h)
 	}
 	list_del(&e->list);
 	spin_unlock_irq(&rc->lock);
-	lat = bsr_ns_since(e->sent);
-	atomic64_add(lat, &e->pd->repl_net_lat_ns);
-	atomic64_inc(&e->pd->repl_acked_ios);
+	tl_ent_acked(e);
 	if (cmd == P_NEG_ACK)
 		pr_warn_ratelimited("%s peer %u: peer failed to write %u bytes at sector %llu\n",
 				    rc->n->res_name, rc->n->peer_node_id,
@@ -489,8 +501,7 @@ static void tl_release_epochs(struct bsr_repl *rc, u32 epoch)
 	}
 	spin_unlock_irq(&rc->lock);
 	list_for_each_entry_safe(e, tmp, &done, list) {
-		atomic64_add(bsr_ns_since(e->sent), &e->pd->repl_net_lat_ns);
-		atomic64_inc(&e->pd->repl_acked_ios);
+		tl_ent_acked(e);
 		tl_ent_done(rc, e, true);
 	}
 }
@@ -499,17 +510,11 @@ static void tl_release_epochs(struct bsr_repl *rc, u32 epoch)
 static struct bsr_repl *conn_repl_get(struct bsr_connection *c)
 {
 	struct bsr_repl *rc;
-	bool live = false;
+	bool live;
 
 	spin_lock(&repl_conn_lock);
 	rc = c->repl;
-	if (rc) {
-		spin_lock_irq(&rc->lock);
-		live = rc->live;
-		if (live)
-			rc->senders++;
-		spin_unlock_irq(&rc->lock);
-	}
+	live = rc && pin_sender(rc);
 	spin_unlock(&repl_conn_lock);
 	return live ? rc : NULL;
 }

@@ -155,19 +155,9 @@ class BsrRam:
     def up(self, n: Node) -> None:
         n.g.check(f"insmod {shlex.quote(str(self.ko))}", timeout=120)
         repl_lab.ensure_agent(n.g)
-        ck = repl_lab.check_nl
-        ck(n, "NEW_RESOURCE", ctx={"res_name": "r0"}, res_opts={"node_id": n.node_id})
-        ck(n, "NEW_MINOR", ctx={"res_name": "r0", "volume": 0}, new_minor_parms={"minor": 0})
-        ck(n, "ATTACH", minor=0, disk_conf={"backing_dev": "/dev/ram0", "meta_dev": "/dev/ram0",
-                                            "meta_dev_idx": -1, "disk_size": self.size_kib * 2})
-        ck(n, "NEW_PEER", ctx={"res_name": "r0", "peer_node_id": n.peer_id, "conn_name": "peer"},
-           net_conf=self.net_conf, new_peer_parms={"peer_node_id": n.peer_id})
-        if self.peer_conf:
-            ck(n, "PEER_DEVICE_OPTS", ctx={"res_name": "r0", "peer_node_id": n.peer_id, "volume": 0},
-               peer_device_conf=self.peer_conf)
-        ck(n, "NEW_PATH", ctx=repl_lab.path_ctx(n, n.peer_id, repl_lab.addr(n.ip),
-                                                repl_lab.addr(n.peer_ip)))
-        ck(n, "CONNECT", ctx={"res_name": "r0", "peer_node_id": n.peer_id})
+        repl_lab.check_nl_all(n, repl_lab.bring_up_steps(
+            n, n.peer_id, "/dev/ram0", self.size_kib * 2, self.net_conf, n.peer_ip,
+            peer_conf=self.peer_conf))
 
     def wait_peer_uptodate(self, n: Node, seconds: float) -> None:
         deadline = time.monotonic() + seconds

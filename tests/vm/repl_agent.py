@@ -104,6 +104,13 @@ def handle(rec: Recorder, req: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True}
     if op == "nl":
         return _nl_op(req)
+    if op == "nl_batch":  # one round trip for a bring-up; stops at the first failure
+        done = []
+        for one in req["reqs"]:
+            done.append(_nl_op(one))
+            if not done[-1]["ok"]:
+                return {"ok": False, "cmd": one["cmd"], **done[-1]}
+        return {"ok": True, "results": done}
     if op in ("show", "wait", "hold"):
         return _state_op(req)
     if op == "events_reset":

@@ -21,6 +21,7 @@ import pytest
 
 from bsr.netlink import encode_addr
 from harness import Guest
+from harness.guest import GuestError
 from harness.lab import Lab
 
 T = 120
@@ -48,12 +49,13 @@ class Node:
 
 
 def call(g: Guest, req: dict[str, Any], timeout: float = T) -> dict[str, Any]:
-    cmd = (f"exec 3<>/dev/tcp/127.0.0.1/{AGENT_PORT} && "
-           "printf '%s\\n' \"$REQ\" >&3 && cat <&3")
-    r = g.run(f"bash -c {shlex.quote(cmd)}", timeout=timeout, env={"REQ": json.dumps(req)})
-    if r.rc != 0 or not r.stdout.strip():
-        raise RuntimeError(f"{g.name}: repl agent did not answer {req}: rc={r.rc} {r.stderr}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    try:
+        out = g.tcp(AGENT_PORT, json.dumps(req), timeout=timeout)
+    except GuestError as e:
+        raise RuntimeError(f"{g.name}: repl agent did not answer {req}: {e}") from None
+    if not out.strip():
+        raise RuntimeError(f"{g.name}: repl agent closed without answering {req}")
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def ensure_agent(g: Guest) -> None:
@@ -103,6 +105,41 @@ def check_nl(n: Node, cmd: str, minor: int = 0xFFFFFFFF, **structs: dict[str, An
     assert r["ok"], f"{n.g.name}: {cmd} failed: {r}"
 
 
+def check_nl_all(n: Node, steps: list[tuple[str, int, dict[str, Any]]]) -> None:
+    """Several netlink requests in one agent round trip (each one costs about
+    half a second of TCG time on its own); the first failure is raised."""
+    reqs = [{"cmd": cmd, "minor": minor, "structs": structs} for cmd, minor, structs in steps]
+    r = call(n.g, {"op": "nl_batch", "reqs": reqs})
+    assert r["ok"], f"{n.g.name}: {r.get('cmd')} failed: {r}"
+
+
+def bring_up_steps(n: Node, peer_id: int, disk: str, disk_size_sectors: int,
+                   net_conf: dict[str, Any], peer_ip: str,
+                   peer_conf: dict[str, Any] | None = None,
+                   connect: bool = True) -> list[tuple[str, int, dict[str, Any]]]:
+    """r0 with volume 0 on ``disk`` (internal metadata), peer ``peer_id``, one path."""
+    res = {"res_name": "r0"}
+    peer = {"res_name": "r0", "peer_node_id": peer_id}
+    any_minor = 0xFFFFFFFF
+    steps = [
+        ("NEW_RESOURCE", any_minor, {"ctx": res, "res_opts": {"node_id": n.node_id}}),
+        ("NEW_MINOR", any_minor, {"ctx": {**res, "volume": 0},
+                                  "new_minor_parms": {"minor": 0}}),
+        ("ATTACH", 0, {"disk_conf": {"backing_dev": disk, "meta_dev": disk, "meta_dev_idx": -1,
+                                     "disk_size": disk_size_sectors}}),
+        ("NEW_PEER", any_minor, {"ctx": {**peer, "conn_name": "peer"}, "net_conf": net_conf,
+                                 "new_peer_parms": {"peer_node_id": peer_id}}),
+    ]
+    if peer_conf:
+        steps.append(("PEER_DEVICE_OPTS", any_minor, {"ctx": {**peer, "volume": 0},
+                                                      "peer_device_conf": peer_conf}))
+    steps.append(("NEW_PATH", any_minor, {"ctx": path_ctx(n, peer_id, addr(n.ip),
+                                                          addr(peer_ip))}))
+    if connect:
+        steps.append(("CONNECT", any_minor, {"ctx": peer}))
+    return steps
+
+
 def path_ctx(n: Node, peer_id: int, my: str, peer: str) -> dict[str, Any]:
     return {"res_name": "r0", "peer_node_id": peer_id,
             "my_addr": {"hex": encode_addr(my).hex()},
@@ -117,15 +154,8 @@ def configure(n: Node, ko: Path, net_conf: dict[str, Any] | None = None, disk_si
     n.g.check(f"insmod {shlex.quote(str(ko))}", timeout=T)
     ensure_agent(n.g)
     assert call(n.g, {"op": "events_reset"})["ok"]
-    check_nl(n, "NEW_RESOURCE", ctx={"res_name": "r0"}, res_opts={"node_id": n.node_id})
-    check_nl(n, "NEW_MINOR", ctx={"res_name": "r0", "volume": 0}, new_minor_parms={"minor": 0})
-    check_nl(n, "ATTACH", minor=0, disk_conf={"backing_dev": n.disk, "meta_dev": n.disk,
-                                              "meta_dev_idx": -1, "disk_size": disk_size})
-    check_nl(n, "NEW_PEER", ctx={"res_name": "r0", "peer_node_id": pid, "conn_name": "peer"},
-             net_conf=nc, new_peer_parms={"peer_node_id": pid})
-    check_nl(n, "NEW_PATH", ctx=path_ctx(n, pid, addr(n.ip), addr(peer_ip or n.peer_ip)))
-    if connect:
-        check_nl(n, "CONNECT", ctx={"res_name": "r0", "peer_node_id": pid})
+    check_nl_all(n, bring_up_steps(n, pid, n.disk, disk_size, nc, peer_ip or n.peer_ip,
+                                   connect=connect))
 
 
 def connect(n: Node) -> None:

@@ -6,6 +6,7 @@ import time
 import pytest
 
 from harness import CommandFailed, CommandTimeout, Guest
+from harness.guest import GuestError
 from harness.plugin import SOLO_DISKS_MB, pick_disks, zero_disks
 
 pytestmark = pytest.mark.vm
@@ -41,6 +42,26 @@ def test_background_command_runs_alongside_foreground(guest: Guest) -> None:
     assert fg.stdout == "fg-done\n"
     assert not bg.done()
     assert bg.wait().stdout == "bg-done\n"
+
+
+def test_tcp_request_reaches_a_guest_local_server_and_returns_its_reply(guest: Guest) -> None:
+    # a one-shot server that answers the line it got, upper-cased, and closes
+    server = ("import socket; s = socket.socket(); "
+              "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+              "s.bind(('127.0.0.1', 9771)); s.listen(1); print('up', flush=True); "
+              "c, _ = s.accept(); c.sendall(c.recv(100).upper()); c.close()")
+    bg = guest.run_async(f"python3 -c \"{server}\"", timeout=60)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            assert guest.tcp(9771, "hello", timeout=10) == "HELLO\n"
+            break
+        except GuestError:  # not listening yet
+            assert time.monotonic() < deadline, bg.wait().stderr
+            time.sleep(0.3)
+    assert bg.wait().rc == 0
+    with pytest.raises(GuestError, match="refused"):
+        guest.tcp(9771, "again", timeout=5)
 
 
 def test_project_venv_is_on_path_in_the_guest(guest: Guest) -> None:

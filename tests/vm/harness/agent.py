@@ -12,7 +12,9 @@ Each request runs in its own thread, so a long background command and a
 short foreground one proceed at the same time.  A command that outlives its
 timeout is killed together with its whole process group.
 
-Other ops: ``ping`` (liveness), ``kmsg`` (kernel log records after a
+Other ops: ``ping`` (liveness), ``tcp`` (send one line to a guest-local
+TCP port and return what comes back until the peer closes: a request to a
+long-lived test helper without starting a shell for it), ``kmsg`` (kernel log records after a
 sequence number, read from /dev/kmsg), ``shutdown`` (reply, sync, exit so
 the guest powers off).
 
@@ -25,6 +27,7 @@ import errno
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -132,6 +135,20 @@ class Agent:
             "seconds": round(time.monotonic() - start, 3),
         }
 
+    @staticmethod
+    def tcp_exchange(req: dict[str, Any]) -> dict[str, Any]:
+        timeout = float(req.get("timeout", 60))
+        chunks = []
+        with socket.create_connection(("127.0.0.1", int(req["port"])), timeout=timeout) as s:
+            s.settimeout(timeout)
+            s.sendall(req["line"].encode() + b"\n")
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        return {"stdout": b"".join(chunks).decode("utf-8", "replace")}
+
     def handle(self, req: dict[str, Any]) -> None:
         reply: dict[str, Any] = {"id": req.get("id")}
         op = req.get("op")
@@ -140,6 +157,8 @@ class Agent:
                 reply["pong"] = True
             elif op == "run":
                 reply.update(self.run_command(req))
+            elif op == "tcp":
+                reply.update(self.tcp_exchange(req))
             elif op == "kmsg":
                 reply["records"] = read_kmsg(int(req.get("since", -1)))
             elif op == "shutdown":

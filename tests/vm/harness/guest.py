@@ -398,6 +398,14 @@ class Guest:
             raise CommandFailed(self.name, cmd, result)
         return result
 
+    def tcp(self, port: int, line: str, timeout: float = 60) -> str:
+        """Send ``line`` to guest-local TCP ``port``; what comes back until the
+        peer closes.  Raises :class:`GuestError` when nothing listens or the
+        exchange outlives ``timeout``."""
+        reply = self._request({"op": "tcp", "port": port, "line": line, "timeout": timeout},
+                              timeout + 20)
+        return reply["stdout"]
+
     def kmsg(self, timeout: float = 20) -> list[list[Any]]:
         """Kernel log records [seq, level, text] not fetched before."""
         reply = self._request({"op": "kmsg", "since": self.kmsg_cursor}, timeout)

@@ -44,6 +44,7 @@ struct bsr_resource {
 	wait_queue_head_t susp_wait;
 	struct list_head devices;	/* sorted by volume */
 	struct list_head connections;	/* sorted by peer node id */
+	atomic64_t write_seq;		/* replicated writes submitted */
 };
 
 /*
@@ -193,12 +194,27 @@ void bsr_drain_ldev(struct bsr_device *dev);
 /* bsr_repl.c, bsr_peer_req.c */
 struct bsr_req;
 struct bsr_repl;
+#define BSR_REPL_MAX_TARGETS	4	/* live peers a write goes to at once */
+
+/*
+ * A replicated write's place in the write order: @seq, its number in the
+ * resource's write_seq when it was submitted, and the epoch it was sent
+ * in per connection it was sent on.
+ */
+struct bsr_repl_stamp {
+	u64 seq;
+	const struct bsr_repl *rc[BSR_REPL_MAX_TARGETS];
+	u32 epoch[BSR_REPL_MAX_TARGETS];
+	u8 nr;
+};
+
 void bsr_req_peer_get(struct bsr_req *req);
 void bsr_req_peer_put(struct bsr_req *req);
 void bsr_repl_cork(struct bsr_device *dev, bool on);
 int bsr_repl_write(struct bsr_device *dev, struct bio *bio,
-		   struct bsr_req *req);
-void bsr_repl_write_done(struct bsr_device *dev);
+		   struct bsr_req *req, struct bsr_repl_stamp *st);
+void bsr_repl_write_done(struct bsr_device *dev,
+			 const struct bsr_repl_stamp *st);
 void bsr_repl_drain(struct bsr_connection *conn);
 void bsr_repl_dev_init(struct bsr_device *dev);
 void bsr_repl_track_peer(struct bsr_connection *conn);

@@ -15,7 +15,10 @@
  * Epochs (protocols A and B): once a write of the current epoch completed
  * to the application, the next write sent is preceded by P_BARRIER; an
  * epoch left open by an idle device is closed by barrier_work within a
- * jiffy.  The Secondary acks a barrier when every write before it is on
+ * jiffy.  A write of an epoch that is closed already closes nothing: every
+ * write submitted after it completed is sent after that barrier anyway.
+ * (Closing on every completion put a barrier, and a wait for the
+ * Secondary's disk, in front of nearly every write at queue depth 32.)  The Secondary acks a barrier when every write before it is on
  * its disk and every failed one was answered with P_NEG_ACK.
  *
  * Secondary side: P_DATA is read into a peer request, enters the activity
@@ -32,7 +35,8 @@
 #include "bsr_transport.h"
 #include "bsr_peer_req.h"
 
-#define MAX_TARGETS	4	/* live peers a write goes to at once */
+#define MAX_TARGETS	BSR_REPL_MAX_TARGETS
+#define NO_CLOSE	U64_MAX		/* rc->close_seq: no epoch to close */
 #define JOIN_SLACK	16	/* volumes that may join a live connection */
 
 /* A live (connected) peer of one device. */
@@ -73,7 +77,7 @@ struct bsr_repl {
 	u64 next_block_id;
 	u32 epoch;
 	u32 epoch_writes;
-	bool close_epoch;
+	u64 close_seq;			/* NO_CLOSE, or see maybe_barrier() */
 	struct delayed_work barrier_work;	/* A/B: close an idle epoch */
 
 	/* Secondary side */
@@ -260,35 +264,42 @@ static bool bio_has_payload(struct bio *bio)
 }
 
 /*
- * Close the current epoch when due; @more: a write follows at once.
+ * Close the current epoch when due: when it is full, or when a write of it
+ * completed to the application (rc->close_seq: the resource's write_seq
+ * then) and the write that follows, @seq, was submitted after that.  A
+ * write submitted before the completion may still join the epoch.  @seq 0:
+ * no write follows (barrier_work), close it if a close is pending.
  * rc->send_lock held.
  */
-static int maybe_barrier(struct bsr_repl *rc, bool more)
+static int maybe_barrier(struct bsr_repl *rc, u64 seq)
 {
+	u64 cs = READ_ONCE(rc->close_seq);
+	bool close = cs != NO_CLOSE && (!seq || seq > cs);
 	struct p_barrier b;
-	int err;
 
-	if (!rc->epoch_writes ||
-	    (!rc->close_epoch && rc->epoch_writes < rc->max_epoch))
+	if (!rc->epoch_writes) {
+		if (close)	/* nothing before it to order against */
+			WRITE_ONCE(rc->close_seq, NO_CLOSE);
+		return 0;
+	}
+	if (!close && rc->epoch_writes < rc->max_epoch)
 		return 0;
 	b.epoch = cpu_to_be32(rc->epoch);
 	b.pad = 0;
 	/* before sending: the ack may arrive before bsr_send() returns */
 	WRITE_ONCE(rc->epoch, rc->epoch + 1);
 	rc->epoch_writes = 0;
-	rc->close_epoch = false;
+	WRITE_ONCE(rc->close_seq, NO_CLOSE);
 	/* with its write following: one segment for both */
-	if (more)
-		err = bsr_send_more(&rc->n->data, P_BARRIER, BSR_VOL_NONE, &b,
-				    sizeof(b));
-	else
-		err = bsr_send(&rc->n->data, P_BARRIER, BSR_VOL_NONE, &b,
-			       sizeof(b));
-	return err;
+	if (seq)
+		return bsr_send_more(&rc->n->data, P_BARRIER, BSR_VOL_NONE,
+				     &b, sizeof(b));
+	return bsr_send(&rc->n->data, P_BARRIER, BSR_VOL_NONE, &b, sizeof(b));
 }
 
+/* Send @bio (submitted as @seq) to @t's peer; *@epoch: the epoch it went in. */
 static int send_one(struct bsr_repl_target *t, struct bio *bio,
-		    struct bsr_req *req)
+		    struct bsr_req *req, u64 seq, u32 *epoch)
 {
 	struct bsr_repl *rc = t->rc;
 	struct bsr_peer_device *pd = t->pd;
@@ -311,9 +322,10 @@ static int send_one(struct bsr_repl_target *t, struct bio *bio,
 		bsr_req_peer_get(req);
 
 	mutex_lock(&rc->send_lock);
-	err = maybe_barrier(rc, true);
+	err = maybe_barrier(rc, seq);
 	e->block_id = ++rc->next_block_id;
 	e->epoch = rc->epoch;
+	*epoch = e->epoch;
 	p.sector = cpu_to_be64(e->sector);
 	p.block_id = cpu_to_be64(e->block_id);
 	p.epoch = cpu_to_be32(rc->epoch);
@@ -354,21 +366,28 @@ static int send_one(struct bsr_repl_target *t, struct bio *bio,
 
 /*
  * Send @bio (a write whose range the caller holds locked) to every live
- * peer of @dev and mark it out of sync for every other known peer.
- * Process context.
+ * peer of @dev and mark it out of sync for every other known peer; @st
+ * records the epochs it was sent in.  Process context.
  */
 int bsr_repl_write(struct bsr_device *dev, struct bio *bio,
-		   struct bsr_req *req)
+		   struct bsr_req *req, struct bsr_repl_stamp *st)
 {
 	struct bsr_repl_target *t[MAX_TARGETS];
 	unsigned long done = 0, slots = READ_ONCE(dev->repl_slots);
 	u32 nr = bio_sectors(bio);
 	int i, n, slot;
 
+	st->nr = 0;
 	n = pin_targets(dev, t, false);
 	for (i = 0; i < n; i++) {
-		if (!send_one(t[i], bio, req) && t[i]->slot >= 0)
-			__set_bit(t[i]->slot, &done);
+		u32 epoch;
+
+		if (!send_one(t[i], bio, req, st->seq, &epoch)) {
+			st->rc[st->nr] = t[i]->rc;
+			st->epoch[st->nr++] = epoch;
+			if (t[i]->slot >= 0)
+				__set_bit(t[i]->slot, &done);
+		}
 		release_sender(t[i]->rc);
 	}
 	for_each_set_bit(slot, &slots, BITS_PER_LONG)
@@ -377,21 +396,45 @@ int bsr_repl_write(struct bsr_device *dev, struct bio *bio,
 	return 0;
 }
 
+/* The epoch @rc sent the write of @st in, or -1 when not sent there. */
+static s64 stamp_epoch(const struct bsr_repl_stamp *st,
+		       const struct bsr_repl *rc)
+{
+	int i;
+
+	for (i = 0; i < st->nr; i++)
+		if (st->rc[i] == rc)
+			return st->epoch[i];
+	return -1;
+}
+
 /*
- * A replicated write of @dev completed to the application: the next write
- * opens a new epoch, or barrier_work closes it if none comes.
+ * A replicated write of @dev completes to the application (it has not
+ * seen it yet): if it belongs to a connection's current epoch, a write
+ * submitted from now on opens a new one there (or barrier_work closes it
+ * if none comes).  The first pending close stands: its write_seq is the
+ * lower bound.  Protocol C needs no barriers for ordering: its writes
+ * complete only once on the peer's disk.
  */
-void bsr_repl_write_done(struct bsr_device *dev)
+void bsr_repl_write_done(struct bsr_device *dev,
+			 const struct bsr_repl_stamp *st)
 {
 	struct bsr_repl_target *t;
 	unsigned long flags;
+	u64 now;
 
+	if (!st->nr)
+		return;
+	now = atomic64_read(&dev->resource->write_seq);
 	spin_lock_irqsave(&dev->range_lock, flags);
 	list_for_each_entry(t, &dev->repl_targets, list) {
-		if (t->rc->proto == 3)
+		struct bsr_repl *rc = t->rc;
+
+		/* rc->epoch only grows: a stale read closes one epoch too many */
+		if (rc->proto == 3 || stamp_epoch(st, rc) != READ_ONCE(rc->epoch))
 			continue;
-		WRITE_ONCE(t->rc->close_epoch, true);
-		queue_delayed_work(system_wq, &t->rc->barrier_work, 1);
+		cmpxchg64(&rc->close_seq, NO_CLOSE, now);
+		queue_delayed_work(system_wq, &rc->barrier_work, 1);
 	}
 	spin_unlock_irqrestore(&dev->range_lock, flags);
 }
@@ -406,7 +449,7 @@ static void barrier_work_fn(struct work_struct *w)
 	if (!pin_sender(rc))
 		return;
 	mutex_lock(&rc->send_lock);
-	err = READ_ONCE(rc->close_epoch) ? maybe_barrier(rc, false) : 0;
+	err = maybe_barrier(rc, 0);
 	mutex_unlock(&rc->send_lock);
 	if (err)
 		bsr_net_fail(rc->n, BSR_CONN_STATE_NETWORKFAILURE);
@@ -913,6 +956,7 @@ static struct bsr_repl *alloc_repl(struct bsr_net *n)
 		return ERR_PTR(-ENOMEM);
 	}
 	rc->cap_targets = i;
+	rc->close_seq = NO_CLOSE;
 	i = 0;
 	list_for_each_entry(pd, &c->peer_devices, list)
 		init_target(rc, &rc->targets[i++], pd);

@@ -36,6 +36,7 @@ struct bsr_req {
 	blk_status_t status;		/* of the local write (repl) */
 	atomic_t ref;			/* repl: local I/O + waiting peers */
 	struct bsr_range range;
+	struct bsr_repl_stamp stamp;	/* repl: the epochs it was sent in */
 	struct bio clone;		/* must be last: bio_set front_pad */
 };
 
@@ -148,7 +149,7 @@ static void req_finish(struct bsr_req *req)
 
 	if (req->repl) {
 		master->bi_status = req->status;
-		bsr_repl_write_done(dev);
+		bsr_repl_write_done(dev, &req->stamp);
 	}
 	account_done(req, master);
 	bio_end_io_acct(master, req->acct_start);
@@ -252,7 +253,7 @@ void bsr_submit_work(struct work_struct *w)
 			bsr_range_lock(dev, &req->range, req->sector,
 				       req->nr_sectors);
 			req->locked = true;
-			bsr_repl_write(dev, req->master, req);
+			bsr_repl_write(dev, req->master, req, &req->stamp);
 		}
 		submit_local(req, 0);
 	}
@@ -332,12 +333,14 @@ void bsr_submit_bio(struct bio *bio)
 	req->submitted = false;
 	req->repl = repl;
 	req->locked = false;
+	req->stamp.nr = 0;
 	req->acct_start = bio_start_io_acct(bio);
 	clone->bi_end_io = bsr_end_io;
 	clone->bi_private = req;
 
 	if (repl) {
 		atomic_set(&req->ref, 1);
+		req->stamp.seq = atomic64_inc_return(&res->write_seq);
 		queue_submit(dev, clone);
 		return;
 	}

@@ -3,12 +3,15 @@
 
 usage: bench_local.py [--quick] [--runtime SECONDS] [--rounds N] [--kernel VMLINUZ] [--ko BSR_KO]
 
-Boots one guest (virtme-ng, TCG) with three RAM disks of the same size and
+Boots one guest (virtme-ng, TCG) with four RAM disks of the same size and
 measures, one target after the other:
 
-  raw    /dev/ram0
-  bsr    /dev/bsr0 on /dev/ram1 (Primary, no peer, internal metadata)
-  drbd   /dev/drbd0 on /dev/ram2 (DRBD 8.4 standalone, internal metadata)
+  raw        /dev/ram0
+  dm-linear  device-mapper linear over /dev/ram3: a stacking block driver
+             that does nothing but remap, the floor for any driver stacked
+             on a disk (bsr's goal is measured against raw, not this)
+  bsr        /dev/bsr0 on /dev/ram1 (Primary, no peer, internal metadata)
+  drbd       /dev/drbd0 on /dev/ram2 (DRBD 8.4 standalone, internal metadata)
 
 with fio --direct=1:
 
@@ -99,6 +102,12 @@ def setup_bsr(dev: str, ko: str) -> str:
     return "/dev/bsr0"
 
 
+def setup_dm_linear(dev: str) -> str:
+    sectors = int(sh(f"blockdev --getsz {dev}"))
+    sh(f"dmsetup create bench-linear --table '0 {sectors} linear {dev} 0'")
+    return "/dev/mapper/bench-linear"
+
+
 def setup_drbd(dev: str) -> str:
     setup = "/usr/lib/drbd/drbdsetup-84"
     sh("modprobe drbd usermode_helper=/bin/true")
@@ -111,8 +120,9 @@ def setup_drbd(dev: str) -> str:
 
 
 def in_guest(runtime: int, rounds: int, ko: str) -> dict[str, list[Row]]:
-    sh(f"modprobe brd rd_nr=3 rd_size={RD_SIZE_KIB}")
-    targets = {"raw": "/dev/ram0", "bsr": setup_bsr("/dev/ram1", ko),
+    sh(f"modprobe brd rd_nr=4 rd_size={RD_SIZE_KIB}")
+    targets = {"raw": "/dev/ram0", "dm-linear": setup_dm_linear("/dev/ram3"),
+               "bsr": setup_bsr("/dev/ram1", ko),
                "drbd 8.4": setup_drbd("/dev/ram2")}
     runs: dict[str, list[Row]] = {t: [] for t in targets}
     for _ in range(rounds):

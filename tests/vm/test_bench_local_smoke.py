@@ -19,7 +19,7 @@ pytestmark = pytest.mark.vm
 BLACKLIST = "modprobe.blacklist=" + ",".join(UNUSED_DRIVERS)
 
 
-def test_bench_local_quick_prints_a_row_for_raw_bsr_and_drbd(kernel_env, bsr_ko) -> None:
+def test_bench_local_quick_prints_a_row_for_raw_dm_linear_bsr_and_drbd(kernel_env, bsr_ko) -> None:
     r = subprocess.run(
         [sys.executable, str(ROOT / "bench/bench_local.py"), "--quick", "--runtime", "1",
          "--kernel", str(kernel_env.vmlinuz), "--ko", str(bsr_ko), "--append", "tsc=reliable",
@@ -32,7 +32,7 @@ def test_bench_local_quick_prints_a_row_for_raw_bsr_and_drbd(kernel_env, bsr_ko)
     assert head.endswith(f"(tsc=reliable {BLACKLIST})"), r.stdout
     assert lines[0].split()[0] == "target", r.stdout
     names = [ln.split()[0] for ln in lines[1:]]
-    assert names == ["raw", "bsr", "drbd"], r.stdout
+    assert names == ["raw", "dm-linear", "bsr", "drbd"], r.stdout
     for ln in lines[1:]:
         seq, lat = float(ln.split()[-5]), float(ln.split()[-3])
         assert seq > 0 and lat > 0, ln

@@ -18,8 +18,9 @@
  * jiffy.  A write of an epoch that is closed already closes nothing: every
  * write submitted after it completed is sent after that barrier anyway.
  * (Closing on every completion put a barrier, and a wait for the
- * Secondary's disk, in front of nearly every write at queue depth 32.)  The Secondary acks a barrier when every write before it is on
- * its disk and every failed one was answered with P_NEG_ACK.
+ * Secondary's disk, in front of nearly every write at queue depth 32.)
+ * The Secondary acks a barrier when every write before it is on its disk
+ * and every failed one was answered with P_NEG_ACK.
  *
  * Secondary side: P_DATA is read into a peer request, enters the activity
  * log, is submitted range-locked (overlapping writes apply in arrival

@@ -14,9 +14,9 @@ timeout is killed together with its whole process group.
 
 Other ops: ``ping`` (liveness), ``tcp`` (send one line to a guest-local
 TCP port and return what comes back until the peer closes: a request to a
-long-lived test helper without starting a shell for it), ``kmsg`` (kernel log records after a
-sequence number, read from /dev/kmsg), ``shutdown`` (reply, sync, exit so
-the guest powers off).
+long-lived test helper without starting a shell for it), ``kmsg`` (kernel
+log records after a sequence number, read from /dev/kmsg), ``shutdown``
+(reply, sync, exit so the guest powers off).
 
 This file must only use the standard library: it runs under the guest's
 /usr/bin/python3, independent of the project's virtualenv.
@@ -139,8 +139,8 @@ class Agent:
     def tcp_exchange(req: dict[str, Any]) -> dict[str, Any]:
         timeout = float(req.get("timeout", 60))
         chunks = []
+        # the timeout holds for the connect and for every send and receive
         with socket.create_connection(("127.0.0.1", int(req["port"])), timeout=timeout) as s:
-            s.settimeout(timeout)
             s.sendall(req["line"].encode() + b"\n")
             while True:
                 chunk = s.recv(65536)

@@ -44,7 +44,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-KVER_DEFAULT = "6.1.0-56-amd64"
 RD_SIZE_KIB = 256 * 1024
 
 
@@ -68,6 +67,13 @@ def sh(cmd: str, check: bool = True) -> str:
     if check and r.returncode:
         raise RuntimeError(f"{cmd}: exit {r.returncode}\n{r.stdout}{r.stderr}")
     return r.stdout
+
+
+def default_kernel() -> str:
+    """The newest installed guest kernel with build headers (tools/kver.sh),
+    the one the module under kmod/ was built against."""
+    kver = sh(f"{ROOT}/tools/kver.sh").strip()
+    return f"/boot/vmlinuz-{kver}" if kver else ""
 
 
 def fio(dev: str, job: str, runtime: int) -> dict:
@@ -190,7 +196,8 @@ def main() -> int:
     ap.add_argument("--runtime", type=int, default=None, help="seconds per fio run")
     ap.add_argument("--rounds", type=int, default=None,
                     help="measure every target this many times, in turns (default 5; --quick: 1)")
-    ap.add_argument("--kernel", default=f"/boot/vmlinuz-{KVER_DEFAULT}", help="guest kernel")
+    ap.add_argument("--kernel", default=None,
+                    help="guest kernel (default: the newest with headers, tools/kver.sh)")
     ap.add_argument("--ko", default=str(ROOT / "kmod/bsr.ko"), help="bsr.ko to load")
     ap.add_argument("--append", action="append", default=[], metavar="ARG",
                     help="extra guest kernel argument, e.g. tsc=reliable (repeatable)")
@@ -205,7 +212,11 @@ def main() -> int:
                                                    for t, rs in runs.items()},
                                           "clocksource": clock.read_text().strip()}), flush=True)
         return 0
-    return on_host(runtime, rounds, a.kernel, a.ko, a.append)
+    kernel = a.kernel or default_kernel()
+    if not kernel:
+        sys.stderr.write("bench_local: no guest kernel (linux-image + linux-headers); run make setup\n")
+        return 1
+    return on_host(runtime, rounds, kernel, a.ko, a.append)
 
 
 if __name__ == "__main__":

@@ -434,6 +434,7 @@ CONN_STATS = _s(
     F("sndbuf_size", "u64"),
     F("pings", "u64"),
     F("reconnects", "u64"),
+    F("barriers", "u64", doc="P_BARRIER packets sent: epochs closed"),
 )
 
 PEER_DEVICE_INFO = _s(

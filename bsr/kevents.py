@@ -119,6 +119,7 @@ _CONNECTION_EXT: tuple[_Ext, ...] = (
     ("sent-bytes", "sent_bytes", int), ("recv-bytes", "recv_bytes", int),
     ("sndbuf-fill", "sndbuf_fill", int), ("sndbuf-size", "sndbuf_size", int),
     ("pings", "pings", int), ("reconnects", "reconnects", int),
+    ("barriers", "barriers", int),
 )
 _PEER_DEVICE_EXT: tuple[_Ext, ...] = (
     ("repl-sent", "repl_sent_sectors", _kib), ("rs-sent", "rs_sent_sectors", _kib),

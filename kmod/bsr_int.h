@@ -125,7 +125,7 @@ struct bsr_connection {
 	struct bsr_net *net;
 	enum bsr_role peer_role;
 	u32 agreed_proto;
-	atomic64_t sent_bytes, recv_bytes, pings, reconnects;
+	atomic64_t sent_bytes, recv_bytes, pings, reconnects, barriers;
 	/* write replication (bsr_repl.c) */
 	struct bsr_repl *repl;		/* while connected, repl_conn_lock */
 	atomic64_t ap_in_flight;	/* sectors sent, not yet acked */

@@ -1568,6 +1568,7 @@ static const struct nla_policy bsr_conn_stats_policy[BSR_CONN_STATS_A_MAX + 1] =
 	[BSR_CONN_STATS_A_SNDBUF_SIZE] = { .type = NLA_U64 },
 	[BSR_CONN_STATS_A_PINGS] = { .type = NLA_U64 },
 	[BSR_CONN_STATS_A_RECONNECTS] = { .type = NLA_U64 },
+	[BSR_CONN_STATS_A_BARRIERS] = { .type = NLA_U64 },
 };
 
 static const struct bsr_field_desc bsr_conn_stats_fields[] = {
@@ -1660,6 +1661,16 @@ static const struct bsr_field_desc bsr_conn_stats_fields[] = {
 		.min = 0,
 		.max = 18446744073709551615ULL,
 		.msg_range = "reconnects must be 0..18446744073709551615",
+	},
+	{
+		.name = "barriers",
+		.attr = BSR_CONN_STATS_A_BARRIERS,
+		.type = BSR_FT_U64,
+		.offset = offsetof(struct bsr_conn_stats, barriers),
+		.size = sizeof_field(struct bsr_conn_stats, barriers),
+		.min = 0,
+		.max = 18446744073709551615ULL,
+		.msg_range = "barriers must be 0..18446744073709551615",
 	},
 };
 

@@ -213,6 +213,7 @@ struct bsr_conn_stats {
 	u64 sndbuf_size;
 	u64 pings;
 	u64 reconnects;
+	u64 barriers;
 };
 
 extern const struct bsr_struct_desc bsr_conn_stats_desc;

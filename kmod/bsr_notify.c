@@ -195,6 +195,7 @@ int bsr_put_connection(struct sk_buff *skb, struct bsr_connection *c)
 		.recv_bytes = atomic64_read(&c->recv_bytes),
 		.pings = atomic64_read(&c->pings),
 		.reconnects = atomic64_read(&c->reconnects),
+		.barriers = atomic64_read(&c->barriers),
 	};
 	struct bsr_ctx ctx;
 

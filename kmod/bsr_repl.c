@@ -291,6 +291,7 @@ static int maybe_barrier(struct bsr_repl *rc, u64 seq)
 	WRITE_ONCE(rc->epoch, rc->epoch + 1);
 	rc->epoch_writes = 0;
 	WRITE_ONCE(rc->close_seq, NO_CLOSE);
+	atomic64_inc(&rc->conn->barriers);
 	/* with its write following: one segment for both */
 	if (seq)
 		return bsr_send_more(&rc->n->data, P_BARRIER, BSR_VOL_NONE,

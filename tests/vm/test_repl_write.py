@@ -81,6 +81,31 @@ def test_primary_writes_reach_the_secondary_disk_byte_for_byte(lab: Lab, bsr_ko,
     print(f"protocol {protocol}: {DATA_MIB} MiB written (fio verify + dd) in {took:.1f}s")
 
 
+def test_protocol_a_closes_an_epoch_after_each_completion_but_not_for_every_write_at_qd32(
+        lab: Lab, bsr_ko) -> None:
+    """A write submitted after another completed goes in a later epoch (one
+    P_BARRIER per write at queue depth 1); writes in flight together share
+    one (at depth 32, a barrier per write was the old, slow behaviour)."""
+    a, _ = same_data_pair(lab, bsr_ko, "A")
+    count = 200
+    before = state(a)["stats"]["barriers"]
+    # O_DIRECT without dsync: one bio per write (dsync adds an empty flush bio)
+    a.g.check(f"dd if=/dev/urandom of=/dev/bsr0 bs=4k count={count} oflag=direct status=none",
+              timeout=300)
+    time.sleep(1)  # the last epoch is closed by the idle timer
+    qd1 = state(a)["stats"]["barriers"] - before
+    assert count - 1 <= qd1 <= count + 1, qd1
+    writes = 4096  # 16 MiB of 4 KiB random writes, every block once
+    before = state(a)["stats"]["barriers"]
+    a.g.check("fio --name=q --filename=/dev/bsr0 --direct=1 --ioengine=libaio --iodepth=32 "
+              "--rw=randwrite --bs=4k --size=16M --randrepeat=0", timeout=600)
+    time.sleep(1)
+    qd32 = state(a)["stats"]["barriers"] - before
+    assert 1 <= qd32 <= writes // 2, qd32
+    assert wait_acked(a)["out-of-sync"] == 0
+    print(f"barriers: {qd1} for {count} writes at QD1, {qd32} for {writes} at QD32")
+
+
 def test_cut_link_during_writes_primary_keeps_writing_and_records_out_of_sync(
         lab: Lab, bsr_ko) -> None:
     a, b = same_data_pair(lab, bsr_ko, "C", ko_count=2, timeout=20)

@@ -263,7 +263,8 @@ static void al_release(struct bsr_backing *b, u32 first, u32 last)
 		wake |= al_put(b, s);
 	}
 	spin_unlock_irqrestore(&b->al_lock, irq);
-	if (wake)
+	/* an extent went idle (every request at queue depth 1): rarely awaited */
+	if (wake && wq_has_sleeper(&b->al_wait))
 		wake_up(&b->al_wait);
 }
 

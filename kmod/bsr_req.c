@@ -86,10 +86,20 @@ bool bsr_get_ldev(struct bsr_device *dev)
 	return ok;
 }
 
+/*
+ * At queue depth 1 every request drops a count to zero: look for a waiter
+ * before taking the wait queue's lock for nobody (wq_has_sleeper() orders
+ * the count's update before the look, as wait_event() needs).
+ */
+static void dec_and_wake(atomic_t *cnt, struct wait_queue_head *wq)
+{
+	if (atomic_dec_and_test(cnt) && wq_has_sleeper(wq))
+		wake_up_all(wq);
+}
+
 void bsr_put_ldev(struct bsr_device *dev)
 {
-	if (atomic_dec_and_test(&dev->local_cnt))
-		wake_up_all(&dev->wait);
+	dec_and_wake(&dev->local_cnt, &dev->wait);
 }
 
 /* Called after the disk state stopped admitting new requests. */
@@ -157,8 +167,7 @@ static void req_finish(struct bsr_req *req)
 	this_cpu_dec(reqs_live);
 	bio_endio(master);
 	bsr_put_ldev(dev);
-	if (atomic_dec_and_test(&dev->stats.upper_pending))
-		wake_up_all(&dev->wait);
+	dec_and_wake(&dev->stats.upper_pending, &dev->wait);
 }
 
 void bsr_req_peer_get(struct bsr_req *req)
